@@ -1,0 +1,31 @@
+# The two commands of the README:
+#   make repro   environment, demo inputs, whole pipeline
+#   make test    environment, test suite
+PYTHON ?= python3
+VENV ?= .venv
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+# stages run as `python -m stages.<name>` under dvc: the venv's python must come first
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: env repro test data report
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+data: $(STAMP)
+	dvc pull data.dvc
+
+repro: data
+	dvc repro
+	@echo
+	@dvc metrics show
+	@echo "metrics: metrics/ (dvc metrics show / dvc metrics diff <rev>)"
+
+test: $(STAMP)
+	python -m pytest -q tests

@@ -1,0 +1,78 @@
+"""eval_baseline on a tiny model: Ultralytics' validator, metrics keys, bad input before work."""
+import json
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run
+
+STAGE = [sys.executable, "-m", "stages.eval_baseline"]
+
+
+def stage(tmp_path, model, data, params=None, check=True):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump({"eval_baseline": params or {"imgsz": 64, "batch": 4}}))
+    metrics = tmp_path / "out" / "eval_baseline.json"
+    res = run(STAGE + ["--model", str(model), "--data", str(data), "--metrics", str(metrics),
+                       "--params", str(params_file)], ROOT, check=check)
+    return res, metrics
+
+
+def test_writes_pose_box_and_size_metrics(tmp_path, tiny_inputs):
+    _, metrics = stage(tmp_path, tiny_inputs / "models" / "yolo_pose.pt", tiny_inputs / "pose" / "pose.yaml")
+    m = json.loads(metrics.read_text())
+    assert set(m) == {"pose_map50", "pose_map50_95", "box_map50", "box_map50_95", "params", "gflops"}
+    assert all(0 <= m[k] <= 1 for k in ("pose_map50", "pose_map50_95", "box_map50", "box_map50_95"))
+    assert m["pose_map50_95"] <= m["pose_map50"]
+    assert 3_000_000 < m["params"] < 3_500_000  # yolov8n-pose
+    assert m["gflops"] > 0
+
+
+def wrong_kpt_shape(tmp_path, data):
+    spec = yaml.safe_load((data / "pose" / "pose.yaml").read_text())
+    spec.update(kpt_shape=[5, 3], path=str(data / "pose"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    return bad
+
+
+def nowhere(tmp_path, data):
+    bad = tmp_path / "nowhere.yaml"
+    bad.write_text(yaml.safe_dump({"train": "images/train", "val": "images/val", "kpt_shape": [17, 3]}))
+    return bad
+
+
+def detect_model(tmp_path, data):
+    from ultralytics import YOLO
+
+    path = tmp_path / "detect.pt"
+    YOLO("yolov8n.yaml").save(str(path))
+    return path
+
+
+def not_a_checkpoint(tmp_path, data):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"not a checkpoint")
+    return path
+
+
+@pytest.mark.parametrize("make_model, make_data, params, message", [
+    (lambda t, d: t / "missing.pt", None, None, "model {}: not found"),
+    (not_a_checkpoint, None, None, "not a readable YOLO checkpoint"),
+    (detect_model, None, None, "a YOLO 'detect' model, not a pose model"),
+    (None, wrong_kpt_shape, None, "kpt_shape is [5, 3], expected [17, 3]"),
+    (None, nowhere, None, "train images"),
+    (None, None, {"imgsz": "big", "batch": 4}, "parameter eval_baseline.imgsz: expected int, got 'big'"),
+    (None, None, {"imgsz": 64, "batch": 0}, "parameter eval_baseline.batch: 0 is below 1"),
+    (None, None, {"imgsz": 64}, "parameter eval_baseline.batch: missing"),
+])
+def test_bad_input_stops_with_one_line(tmp_path, tiny_inputs, make_model, make_data, params, message):
+    model = make_model(tmp_path, tiny_inputs) if make_model else tiny_inputs / "models" / "yolo_pose.pt"
+    data = make_data(tmp_path, tiny_inputs) if make_data else tiny_inputs / "pose" / "pose.yaml"
+    res, metrics = stage(tmp_path, model, data, params, check=False)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message.format(model) in lines[0]
+    assert not metrics.parent.exists() or not any(metrics.parent.iterdir())
