@@ -1,0 +1,153 @@
+"""Stage system_eval: detector + classifier as one system, before and after compression.
+
+    python -m stages.system_eval --data data/pose/pose.yaml --classes data/activity/classes.txt \
+        --pair baseline DET.pt CLS.onnx --pair fast DET_INT8.onnx CLS_PRUNED.onnx \
+        --metrics metrics/system_eval.json --sheet plots/system_eval/samples.png
+
+On the val images every pair detects people, detections are matched to ground-truth people
+(IoU >= iou_match, highest confidence first), each matched person's keypoints go to the
+classifier and its activity is compared with the ground truth. The first pair is the
+reference for speed-ups. Pairs are timed round-robin image by image, so interference from
+other work on the machine falls on all alike.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from stages.checks import InputError, dataset_images, load_params, param, pose_dataset_yaml, run_stage
+from stages.outputs import atomic_path, write_json
+from stages.system import PosePipeline, class_names, draw_people, read_image
+
+
+def read_params(path) -> dict:
+    s = load_params(path, "system_eval")
+    n = "system_eval."
+    return {"imgsz": param(s, "imgsz", int, n + "imgsz", 32, 4096),
+            "conf": param(s, "conf", float, n + "conf", 0.0, 1.0),
+            "iou_match": param(s, "iou_match", float, n + "iou_match", 0.0, 1.0),
+            "kpt_seen": param(s, "kpt_seen", float, n + "kpt_seen", 0.0, 1.0),
+            "kpt_occluded": param(s, "kpt_occluded", float, n + "kpt_occluded", 0.0, 1.0),
+            "threads": param(s, "threads", int, n + "threads", 1, 256),
+            "max_images": param(s, "max_images", int, n + "max_images", 1),
+            "sheet_images": param(s, "sheet_images", int, n + "sheet_images", 1, 64)}
+
+
+def ground_truth(image: Path, width: int, height: int):
+    """Boxes (n, 4, xyxy pixels) and activities (n,) of the labelled people in one image."""
+    labels = image.parent.parent.parent / "labels" / image.parent.name / f"{image.stem}.txt"
+    acts = image.parent.parent.parent / "activities" / image.parent.name / f"{image.stem}.txt"
+    if not acts.exists():
+        raise InputError(f"dataset: no activity labels {acts} (the demo generator writes them)")
+    rows = np.array([list(map(float, ln.split()[:5])) for ln in labels.read_text().splitlines() if ln.strip()])
+    activities = np.array([int(a) for a in acts.read_text().split()], dtype=int)
+    if len(rows) == 0:
+        return np.zeros((0, 4)), activities
+    cx, cy, w, h = rows[:, 1] * width, rows[:, 2] * height, rows[:, 3] * width, rows[:, 4] * height
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1), activities
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of two sets of xyxy boxes."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+
+
+def match(people: list, gt_boxes: np.ndarray, threshold: float) -> dict:
+    """Ground-truth index -> detected person, greedily by detection confidence."""
+    if not people or len(gt_boxes) == 0:
+        return {}
+    order = sorted(range(len(people)), key=lambda i: -people[i].confidence)
+    iou = box_iou(np.array([p.box for p in people]), gt_boxes)
+    matched = {}
+    for i in order:
+        candidates = [(iou[i, g], g) for g in range(len(gt_boxes)) if g not in matched and iou[i, g] >= threshold]
+        if candidates:
+            matched[max(candidates)[1]] = people[i]
+    return matched
+
+
+def evaluate(pairs: dict, images: list, iou_match: float):
+    """Per pair: recall, activity accuracy (matched / all people), latency; and the detections."""
+    tally = {name: {"gt": 0, "matched": 0, "correct": 0, "ms": []} for name in pairs}
+    detections = {name: [] for name in pairs}
+    for path in tqdm(images, desc="system_eval", unit="img"):
+        img = read_image(path)
+        gt_boxes, gt_acts = ground_truth(path, img.shape[1], img.shape[0])
+        for name, pipeline in pairs.items():
+            t0 = time.perf_counter()
+            people = pipeline(img)
+            tally[name]["ms"].append((time.perf_counter() - t0) * 1000)
+            found = match(people, gt_boxes, iou_match)
+            t = tally[name]
+            t["gt"] += len(gt_boxes)
+            t["matched"] += len(found)
+            t["correct"] += sum(int(p.activity == gt_acts[g]) for g, p in found.items())
+            detections[name].append(people)
+    reference = np.mean(tally[next(iter(pairs))]["ms"])
+    metrics = {}
+    for name, t in tally.items():
+        ms = np.array(t["ms"])
+        metrics[name] = {"people": t["gt"], "recall": t["matched"] / max(t["gt"], 1),
+                         "activity_acc_matched": t["correct"] / max(t["matched"], 1),
+                         "activity_acc_all": t["correct"] / max(t["gt"], 1),
+                         "latency_ms_mean": float(ms.mean()), "latency_ms_p50": float(np.median(ms)),
+                         "latency_ms_min": float(ms.min()), "speedup": float(reference / ms.mean())}
+    return metrics, detections
+
+
+def sample_sheet(images: list, detections: dict, names: list, count: int) -> np.ndarray:
+    """A grid: one row per image, one column per pair, skeletons and activities drawn."""
+    rows = []
+    for i, path in enumerate(images[:count]):
+        img = read_image(path)
+        tiles = []
+        for pair, people in detections.items():
+            tile = draw_people(img, people[i], names)
+            cv2.putText(tile, pair, (4, tile.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1)
+            tiles.append(tile)
+        rows.append(np.hstack(tiles))
+    return np.vstack(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="pose dataset YAML with activities/ beside labels/")
+    ap.add_argument("--classes", required=True)
+    ap.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "DETECTOR", "CLASSIFIER"))
+    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--sheet", required=True, help="sample sheet PNG")
+    ap.add_argument("--pairs-out", required=True, help="pairs file for `python -m stages.predict`")
+    ap.add_argument("--params", default="params.yaml")
+    a = ap.parse_args()
+    p = read_params(a.params)
+    if p["kpt_occluded"] > p["kpt_seen"]:
+        raise InputError("parameter system_eval.kpt_occluded: must not exceed system_eval.kpt_seen")
+    if len({name for name, _, _ in a.pair}) != len(a.pair):
+        raise InputError("--pair: each pair needs a name of its own")
+    names = class_names(a.classes)
+    images = dataset_images(pose_dataset_yaml(a.data), "val")[:p["max_images"]]
+    pairs = {name: PosePipeline(det, cls, p["imgsz"], p["conf"], p["kpt_seen"], p["kpt_occluded"], p["threads"])
+             for name, det, cls in a.pair}
+    metrics, detections = evaluate(pairs, images, p["iou_match"])
+    sheet = sample_sheet(images, detections, names, p["sheet_images"])
+    with atomic_path(a.sheet) as tmp:
+        cv2.imwrite(str(tmp), sheet)
+    write_json(a.metrics, metrics)
+    # paths as given, relative to the project root where dvc runs the stage
+    write_json(a.pairs_out, {"settings": p, "classes": a.classes,
+                             "pairs": {name: {"detector": det, "classifier": cls} for name, det, cls in a.pair}})
+    for name, m in metrics.items():
+        print(f"{name}: recall {m['recall']:.3f}, activity accuracy {m['activity_acc_all']:.3f} of all people "
+              f"({m['activity_acc_matched']:.3f} of matched), {m['latency_ms_mean']:.1f} ms/image, "
+              f"speed-up {m['speedup']:.2f}x")
+
+
+if __name__ == "__main__":
+    run_stage(main)
