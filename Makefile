@@ -29,3 +29,16 @@ repro: data
 
 test: $(STAMP)
 	python -m pytest -q tests
+
+# `make report BASE=<rev>`: the pipeline's report (brought up to date) plus what changed against
+# <rev>, metrics and parameters as Markdown tables, in report/pr.md, ready for a pull request.
+BASE ?= main
+report: $(STAMP)
+	dvc repro report
+	@set -e; { cat report/report.md; \
+	  printf '\n## Metrics: this tree against `%s`\n\n' '$(BASE)'; \
+	  d="$$(dvc metrics diff --md $(BASE))"; echo "$${d:-No metric changed.}"; \
+	  printf '\n## Parameters: this tree against `%s`\n\n' '$(BASE)'; \
+	  d="$$(dvc params diff --md $(BASE))"; echo "$${d:-No parameter changed.}"; \
+	} > report/pr.md.tmp; mv report/pr.md.tmp report/pr.md
+	@echo "report for a pull request: report/pr.md"

@@ -1,6 +1,6 @@
 """Train the demo's two baseline models on the generated demo data, on the CPU.
 
-    python -m demo.train_baselines yolo --data data --epochs 60        # ~40 min on 2 cores
+    python -m demo.train_baselines yolo --data data --epochs 50        # ~50 min on 2 cores
     python -m demo.train_baselines classifier --data data --epochs 30  # ~2 min
 
 `yolo`: the yolov8n-pose architecture from Ultralytics' own model YAML, trained from scratch;
@@ -17,13 +17,15 @@ from pathlib import Path
 import stages  # noqa: F401  (Ultralytics offline before it is imported)
 
 
-def train_yolo(data: Path, epochs: int, imgsz: int = 320, batch: int = 16, seed: int = 0) -> Path:
-    """Train yolov8n-pose from its YAML on <data>/pose/pose.yaml; return the copied checkpoint."""
+def train_yolo(data: Path, epochs: int, imgsz: int = 320, batch: int = 16, seed: int = 0,
+               weights=None) -> Path:
+    """Train yolov8n-pose on <data>/pose/pose.yaml, from its YAML or, to train longer, from an
+    earlier checkpoint (`weights`); return the copied best checkpoint."""
     from ultralytics import YOLO
 
     out = data / "models" / "yolo_pose.pt"
     with tempfile.TemporaryDirectory() as runs:
-        model = YOLO("yolov8n-pose.yaml", task="pose")
+        model = YOLO(str(weights) if weights else "yolov8n-pose.yaml", task="pose")
         model.train(data=str((data / "pose" / "pose.yaml").resolve()), epochs=epochs, imgsz=imgsz,
                     batch=batch, workers=2, device="cpu", seed=seed, deterministic=True, amp=False,
                     plots=False, project=runs, name="baseline", exist_ok=True, verbose=False)
@@ -63,6 +65,7 @@ def train_classifier(data: Path, epochs: int, seed: int = 0, widths=(2048, 2048,
     print(f"classifier: {model.count_params():,} parameters, "
           f"val accuracy {model.evaluate(xv, yv, verbose=0)[1]:.4f}")
     out = data / "models" / "activity_classifier.keras"
+    out.parent.mkdir(parents=True, exist_ok=True)
     # saved from an uncompiled copy, so the file holds no optimizer state
     inference = build_classifier(x.shape[1], n_classes, widths)
     inference.set_weights(model.get_weights())
@@ -76,9 +79,10 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=Path("data"))
     ap.add_argument("--epochs", type=int, default=None, help="yolo: 60, classifier: 30")
     ap.add_argument("--imgsz", type=int, default=320)
+    ap.add_argument("--weights", type=Path, help="yolo: continue from this checkpoint")
     a = ap.parse_args(argv)
     if a.what == "yolo":
-        out = train_yolo(a.data, a.epochs or 60, a.imgsz)
+        out = train_yolo(a.data, a.epochs or 50, a.imgsz, weights=a.weights)
     else:
         out = train_classifier(a.data, a.epochs or 30)
     print(f"wrote {out}")

@@ -1,8 +1,14 @@
 """Stage system_eval: detector + classifier as one system, before and after compression.
 
     python -m stages.system_eval --data data/pose/pose.yaml --classes data/activity/classes.txt \
-        --pair baseline DET.pt CLS.onnx --pair fast DET_INT8.onnx CLS_PRUNED.onnx \
-        --metrics metrics/system_eval.json --sheet plots/system_eval/samples.png
+        --baseline outputs/onnx/baseline.onnx outputs/convert_tf/classifier.onnx \
+        --detector 'outputs/quantize/{recipe}.onnx' \
+        --classifier 'outputs/classifier_finetune/{recipe}/model.onnx' \
+        --metrics metrics/system_eval.json --sheet plots/system_eval/samples.png \
+        --pairs-out outputs/system_eval/pairs.json
+
+Pairs: the baseline pair, then one per YOLO recipe of params.yaml (`recipes`), joining that
+recipe's INT8 detector with the classifier recipe of the same name (`classifier_recipes`).
 
 On the val images every pair detects people, detections are matched to ground-truth people
 (IoU >= iou_match, highest confidence first), each matched person's keypoints go to the
@@ -24,9 +30,14 @@ from stages.system import PosePipeline, class_names, draw_people, read_image
 
 
 def read_params(path) -> dict:
+    """system_eval's section, the export size (the ONNX detectors' static input) and the recipes."""
     s = load_params(path, "system_eval")
     n = "system_eval."
-    return {"imgsz": param(s, "imgsz", int, n + "imgsz", 32, 4096),
+    imgsz = load_params(path, "export_onnx").get("imgsz")
+    if not (isinstance(imgsz, list) and len(imgsz) == 2 and all(isinstance(v, int) and v >= 32 for v in imgsz)):
+        raise InputError(f"parameter export_onnx.imgsz: expected [height, width], got {imgsz!r}")
+    return {"imgsz": imgsz, "recipes": list(load_params(path, "recipes")),
+            "classifier_recipes": list(load_params(path, "classifier_recipes")),
             "conf": param(s, "conf", float, n + "conf", 0.0, 1.0),
             "iou_match": param(s, "iou_match", float, n + "iou_match", 0.0, 1.0),
             "kpt_seen": param(s, "kpt_seen", float, n + "kpt_seen", 0.0, 1.0),
@@ -120,7 +131,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="pose dataset YAML with activities/ beside labels/")
     ap.add_argument("--classes", required=True)
-    ap.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "DETECTOR", "CLASSIFIER"))
+    ap.add_argument("--baseline", nargs=2, required=True, metavar=("DETECTOR", "CLASSIFIER"))
+    ap.add_argument("--detector", required=True, help="a recipe's detector; {recipe} stands for its name")
+    ap.add_argument("--classifier", required=True, help="a recipe's classifier; {recipe} stands for its name")
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--sheet", required=True, help="sample sheet PNG")
     ap.add_argument("--pairs-out", required=True, help="pairs file for `python -m stages.predict`")
@@ -129,12 +142,15 @@ def main() -> None:
     p = read_params(a.params)
     if p["kpt_occluded"] > p["kpt_seen"]:
         raise InputError("parameter system_eval.kpt_occluded: must not exceed system_eval.kpt_seen")
-    if len({name for name, _, _ in a.pair}) != len(a.pair):
-        raise InputError("--pair: each pair needs a name of its own")
+    missing = [r for r in p["recipes"] if r not in p["classifier_recipes"]]
+    if missing:
+        raise InputError(f"params: recipe {missing[0]} has no classifier recipe of that name in classifier_recipes")
+    pair_paths = [("baseline", *a.baseline)] + [
+        (r, a.detector.format(recipe=r), a.classifier.format(recipe=r)) for r in p["recipes"]]
     names = class_names(a.classes)
     images = dataset_images(pose_dataset_yaml(a.data), "val")[:p["max_images"]]
     pairs = {name: PosePipeline(det, cls, p["imgsz"], p["conf"], p["kpt_seen"], p["kpt_occluded"], p["threads"])
-             for name, det, cls in a.pair}
+             for name, det, cls in pair_paths}
     metrics, detections = evaluate(pairs, images, p["iou_match"])
     sheet = sample_sheet(images, detections, names, p["sheet_images"])
     with atomic_path(a.sheet) as tmp:
@@ -142,7 +158,7 @@ def main() -> None:
     write_json(a.metrics, metrics)
     # paths as given, relative to the project root where dvc runs the stage
     write_json(a.pairs_out, {"settings": p, "classes": a.classes,
-                             "pairs": {name: {"detector": det, "classifier": cls} for name, det, cls in a.pair}})
+                             "pairs": {name: {"detector": det, "classifier": cls} for name, det, cls in pair_paths}})
     for name, m in metrics.items():
         print(f"{name}: recall {m['recall']:.3f}, activity accuracy {m['activity_acc_all']:.3f} of all people "
               f"({m['activity_acc_matched']:.3f} of matched), {m['latency_ms_mean']:.1f} ms/image, "

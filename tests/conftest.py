@@ -68,26 +68,46 @@ def run(cmd, cwd, check=True, **kw) -> subprocess.CompletedProcess:
     return res
 
 
-@pytest.fixture
-def project_clone(tmp_path, tiny_inputs) -> Path:
-    """A fresh git repository holding the project's files, tiny inputs in data/ tracked by DVC,
-    and params.yaml overlaid with tests/tiny_params.yaml."""
-    clone = tmp_path / "project"
+def configure_git(repo) -> None:
+    run(["git", "config", "user.email", "test@example.com"], repo)
+    run(["git", "config", "user.name", "test"], repo)
+
+
+def make_project(dest: Path, tiny_inputs: Path) -> Path:
+    """A fresh git repository holding the project's files, the tiny inputs in data/ tracked by
+    DVC, and params.yaml overlaid with tests/tiny_params.yaml; committed once."""
     files = run(["git", "ls-files", "-co", "--exclude-standard", "-z"], ROOT).stdout.split("\0")
+    skip_dirs = ("data/", "demo-remote/", "metrics/", "report/figures/", "plots/")
     for rel in filter(None, files):
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "demo-remote/", "metrics/")) \
-                and rel not in ("dvc.lock", "data.dvc"):
-            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, clone / rel)
-    shutil.copytree(tiny_inputs, clone / "data", ignore=shutil.ignore_patterns("*.cache"))
-    params = merged(yaml.safe_load((clone / "params.yaml").read_text()),
+        if src.is_file() and not rel.startswith(skip_dirs) \
+                and rel not in ("dvc.lock", "data.dvc", "report/report.md"):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    shutil.copytree(tiny_inputs, dest / "data", ignore=shutil.ignore_patterns("*.cache"))
+    params = merged(yaml.safe_load((dest / "params.yaml").read_text()),
                     yaml.safe_load(TINY_PARAMS.read_text()) or {})
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], clone)
-    run(["git", "config", "user.email", "test@example.com"], clone)
-    run(["git", "config", "user.name", "test"], clone)
-    run(["dvc", "add", "-q", "data"], clone)
-    run(["git", "add", "-A"], clone)
-    run(["git", "commit", "-qm", "tiny project"], clone)
-    return clone
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], dest)
+    configure_git(dest)
+    run(["dvc", "add", "-q", "data"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "tiny project"], dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def finished_project(tmp_path_factory, tiny_inputs):
+    """(repo, remote, repro output): the tiny project after one `dvc repro` of the whole
+    pipeline, committed, and pushed with its run-cache to a local remote. Commit 1 has no
+    dvc.lock; commit 2 (HEAD) has the finished run. Shared by every test that needs a run, since
+    the run is the slowest thing in the suite."""
+    base = tmp_path_factory.mktemp("finished")
+    repo, remote = make_project(base / "project", tiny_inputs), base / "remote"
+    first = run(["dvc", "repro"], repo)
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "finished run"], repo)
+    # `dvc push --run-cache`, plus the objects of the run-cache's cache: false outputs
+    run([sys.executable, "-m", "stages.push_run_cache"], repo)
+    return repo, remote, first.stdout

@@ -1,17 +1,27 @@
-"""End to end: `dvc repro` in a fresh clone on tiny inputs, then nothing left to recompute."""
+"""End to end: `dvc repro` of the whole pipeline in a fresh repository on tiny inputs, then
+nothing left to recompute."""
 import json
+
+import yaml
 
 from tests.conftest import run
 
 
-def test_dvc_repro_on_tiny_inputs(project_clone):
-    run(["dvc", "repro"], project_clone)
-    m = json.loads((project_clone / "metrics" / "eval_baseline.json").read_text())
+def test_dvc_repro_runs_every_stage_on_tiny_inputs(finished_project):
+    repo, _, first = finished_project
+    stages = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
+    ran = {line.split("'")[1] for line in first.splitlines() if line.startswith("Running stage")}
+    assert ran == stages and {"eval_baseline", "prune@fast", "quantize@reference", "benchmark",
+                              "convert_tf", "system_eval", "report"} <= stages
+    m = json.loads((repo / "metrics" / "eval_baseline.json").read_text())
     assert {"pose_map50", "pose_map50_95", "box_map50", "box_map50_95", "params", "gflops"} <= set(m)
     assert 0 <= m["pose_map50_95"] <= m["pose_map50"] <= 1
-    again = run(["dvc", "repro"], project_clone)
+
+
+def test_second_repro_recomputes_nothing_and_status_is_clean(finished_project):
+    repo, _, _ = finished_project
+    again = run(["dvc", "repro"], repo)
     assert "didn't change, skipping" in again.stdout and "Running stage" not in again.stdout
-    status = run(["dvc", "status"], project_clone)
-    assert "up to date" in status.stdout, status.stdout
+    assert "up to date" in run(["dvc", "status"], repo).stdout
     # the label caches Ultralytics writes into data/ do not make the tracked inputs dirty
-    assert list((project_clone / "data" / "pose" / "labels").glob("*.cache"))
+    assert list((repo / "data" / "pose" / "labels").glob("*.cache"))

@@ -10,7 +10,7 @@ from stages.system import Person
 from stages.system_eval import box_iou, match
 from tests.conftest import ROOT, run
 
-PARAMS = {"imgsz": 64, "conf": 0.001, "iou_match": 0.5, "kpt_seen": 0.5, "kpt_occluded": 0.2,
+PARAMS = {"conf": 0.001, "iou_match": 0.5, "kpt_seen": 0.5, "kpt_occluded": 0.2,
           "threads": 1, "max_images": 3, "sheet_images": 2}
 
 
@@ -43,11 +43,14 @@ def tiny_onnx_classifier(tmp_path_factory):
 @pytest.fixture(scope="module")
 def system_run(tmp_path_factory, tiny_inputs, tiny_onnx_classifier):
     out = tmp_path_factory.mktemp("system")
-    (out / "params.yaml").write_text(yaml.safe_dump({"system_eval": PARAMS}))
+    (out / "params.yaml").write_text(yaml.safe_dump({
+        "system_eval": PARAMS, "export_onnx": {"imgsz": [64, 64]},
+        "recipes": {"other": {}}, "classifier_recipes": {"other": {}}}))
     det = str(tiny_inputs / "models" / "yolo_pose.pt")
     cmd = [sys.executable, "-m", "stages.system_eval", "--data", str(tiny_inputs / "pose" / "pose.yaml"),
            "--classes", str(tiny_inputs / "activity" / "classes.txt"),
-           "--pair", "baseline", det, str(tiny_onnx_classifier), "--pair", "other", det, str(tiny_onnx_classifier),
+           "--baseline", det, str(tiny_onnx_classifier),
+           "--detector", det, "--classifier", str(tiny_onnx_classifier),
            "--metrics", str(out / "m.json"), "--sheet", str(out / "sheet.png"),
            "--pairs-out", str(out / "pairs.json"), "--params", str(out / "params.yaml")]
     return out, run(cmd, ROOT)

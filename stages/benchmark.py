@@ -1,0 +1,188 @@
+"""Stage benchmark: every YOLO pose variant timed in one interleaved run, with its size and accuracy.
+
+    python -m stages.benchmark --baseline data/models/yolo_pose.pt --finetune-dir outputs/finetune \
+        --onnx-dir outputs/onnx --int8-dir outputs/quantize --export-metrics metrics/export_onnx \
+        --quantize-metrics metrics/quantize --data data/pose/pose.yaml \
+        --metrics metrics/benchmark.json --plot plots/benchmark/variants.csv
+
+Variants: pytorch_<m>, onnx_<m> (FP32) and int8_<m> for m = baseline and every recipe in
+params.yaml's `recipes`. All run at the ONNX export's input shape on benchmark.images val images
+(cycled when fewer), batch 1, benchmark.threads threads, after benchmark.warmup untimed calls.
+Rounds are round-robin (each image through every variant, order rotated each round), so load
+from other work on the host falls on all variants alike. Only the forward pass is timed; every
+variant gets the same preprocessed tensor. Speed-ups are ratios of benchmark.statistic.
+"""
+import argparse
+import io
+import time
+import zipfile
+from pathlib import Path
+
+from stages.checks import InputError, dataset_images, existing_file, load_params, param, pose_dataset_yaml, run_stage
+from stages.images import onnx_input_shape, readable_images, validator_tensor
+from stages.outputs import atomic_path, write_json
+
+STATISTICS = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}
+CSV_COLUMNS = ("variant", "kind", "latency_ms_p50", "latency_ms_min", "latency_ms_mean", "latency_ms_p90",
+               "speedup_vs_onnx_fp32", "speedup_vs_pytorch", "pose_map50", "pose_map50_95", "zip_bytes")
+
+
+def read_params(path) -> dict:
+    """The benchmark section of params.yaml, checked, and the recipe names."""
+    s = load_params(path, "benchmark")
+    p = {"images": param(s, "images", int, "benchmark.images", 1, 100000),
+         "warmup": param(s, "warmup", int, "benchmark.warmup", 0, 10000),
+         "threads": param(s, "threads", int, "benchmark.threads", 1, 256),
+         "statistic": param(s, "statistic", str, "benchmark.statistic", choices=tuple(STATISTICS))}
+    try:
+        p["recipes"] = list(load_params(path, "recipes"))
+    except InputError:  # no recipes: the baseline's variants only
+        p["recipes"] = []
+    return p
+
+
+def variants(a, recipes) -> list:
+    """(name, kind, model file, accuracy metrics file) of every variant; files checked to exist.
+
+    A PyTorch variant's accuracy is its FP32 ONNX export's: the same weights at the same input
+    shape, outputs matched within export_onnx.tolerance.
+    """
+    out = []
+    for m in ["baseline", *recipes]:
+        pt = Path(a.baseline) if m == "baseline" else Path(a.finetune_dir) / m / "model.pt"
+        out += [(f"pytorch_{m}", "pytorch", pt, Path(a.export_metrics) / f"{m}.json"),
+                (f"onnx_{m}", "onnx_fp32", Path(a.onnx_dir) / f"{m}.onnx", Path(a.export_metrics) / f"{m}.json"),
+                (f"int8_{m}", "onnx_int8", Path(a.int8_dir) / f"{m}.onnx", Path(a.quantize_metrics) / f"{m}.json")]
+    for name, _, model, acc in out:
+        existing_file(model, f"model ({name})")
+        existing_file(acc, f"metrics ({name})")
+    return out
+
+
+def runner(kind: str, path, threads: int):
+    """A function running one forward pass on a 1x3xHxW float32 array."""
+    if kind == "pytorch":
+        import torch
+
+        from stages.yolo_models import load_pose_model
+
+        torch.set_num_threads(threads)
+        net = load_pose_model(path).model.float().eval().fuse()  # fused, as Ultralytics predicts
+
+        def run(x):
+            with torch.inference_mode():
+                return net(torch.from_numpy(x))
+        return run
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # idle pool threads would otherwise spin after each call, taking the cores from the next variant
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})
+
+
+def time_round_robin(runners: dict, files, shape, n: int, warmup: int) -> dict:
+    """Milliseconds per forward pass of every runner over n images (files cycled), interleaved."""
+    from tqdm import tqdm
+
+    names = list(runners)
+    x = validator_tensor(files[0], shape)
+    for _ in range(warmup):
+        for name in names:
+            runners[name](x)
+    times = {name: [] for name in names}
+    for i in tqdm(range(n), desc="benchmark", unit="image"):
+        x = validator_tensor(files[i % len(files)], shape)
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            runners[name](x)
+            times[name].append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def latency(ms: list) -> dict:
+    """Mean, median, 90th percentile and minimum of a list of milliseconds."""
+    import numpy as np
+
+    return {"latency_ms_mean": float(np.mean(ms)), "latency_ms_p50": float(np.percentile(ms, 50)),
+            "latency_ms_p90": float(np.percentile(ms, 90)), "latency_ms_min": float(np.min(ms))}
+
+
+def file_sizes(path) -> dict:
+    """Bytes of a model file and of a ZIP archive holding it (deflate, level 9), and their ratio in %."""
+    data = Path(path).read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr(Path(path).name, data)
+    zipped = len(buf.getvalue())
+    return {"size_bytes": len(data), "zip_bytes": zipped, "zip_ratio": 100.0 * zipped / len(data)}
+
+
+def report(table: list, times: dict, statistic: str) -> dict:
+    """Per variant: latency, speed-ups against onnx_baseline and pytorch_baseline, sizes, accuracy."""
+    import json
+
+    rows = {}
+    for name, kind, model, acc in table:
+        m = json.loads(Path(acc).read_text())
+        rows[name] = {"kind": kind, **latency(times[name]), **file_sizes(model),
+                      "pose_map50": m["pose_map50"], "pose_map50_95": m["pose_map50_95"]}
+    key = STATISTICS[statistic]
+    onnx_ref, pt_ref, zip_ref = rows["onnx_baseline"][key], rows["pytorch_baseline"][key], \
+        rows["onnx_baseline"]["zip_bytes"]
+    for r in rows.values():
+        r["speedup_vs_onnx_fp32"] = onnx_ref / r[key]
+        r["speedup_vs_pytorch"] = pt_ref / r[key]
+        r["size_reduction"] = 100.0 * (1 - r["zip_bytes"] / zip_ref)
+    return rows
+
+
+def write_csv(path, rows: dict) -> None:
+    """One line per variant, for `dvc plots` (accuracy against latency)."""
+    lines = [",".join(CSV_COLUMNS)]
+    for name, r in rows.items():
+        lines.append(",".join(name if c == "variant" else r["kind"] if c == "kind" else f"{r[c]:.6g}"
+                              for c in CSV_COLUMNS))
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for flag, what in [("--baseline", "baseline PyTorch checkpoint"), ("--finetune-dir", "<dir>/<recipe>/model.pt"),
+                       ("--onnx-dir", "<dir>/<model>.onnx, FP32"), ("--int8-dir", "<dir>/<model>.onnx, INT8"),
+                       ("--export-metrics", "<dir>/<model>.json from export_onnx"),
+                       ("--quantize-metrics", "<dir>/<model>.json from quantize"),
+                       ("--data", "pose dataset YAML (val images)"), ("--metrics", "metrics JSON to write"),
+                       ("--plot", "CSV to write")]:
+        ap.add_argument(flag, required=True, help=what)
+    ap.add_argument("--params", default="params.yaml")
+    a = ap.parse_args()
+    p = read_params(a.params)
+    table = variants(a, p["recipes"])
+    files = readable_images(dataset_images(pose_dataset_yaml(a.data), "val"), f"dataset {a.data} val")
+    shapes = {onnx_input_shape(model)[1] for _, kind, model, _ in table if kind != "pytorch"}
+    if len(shapes) != 1:
+        raise InputError(f"ONNX models in {a.onnx_dir} and {a.int8_dir} have different input shapes {sorted(shapes)}")
+    shape = shapes.pop()
+
+    runners = {name: runner(kind, model, p["threads"]) for name, kind, model, _ in table}
+    times = time_round_robin(runners, files, shape, p["images"], p["warmup"])
+    rows = report(table, times, p["statistic"])
+    write_json(a.metrics, {"images": p["images"], "imgsz": list(shape), "threads": p["threads"],
+                           "statistic": p["statistic"], "variants": rows})
+    write_csv(a.plot, rows)
+    for name, r in rows.items():
+        print(f"{name:>22}: p50 {r['latency_ms_p50']:7.2f} ms, min {r['latency_ms_min']:7.2f} ms, "
+              f"x{r['speedup_vs_onnx_fp32']:.2f} vs onnx_baseline ({p['statistic']}), "
+              f"zip {r['zip_bytes'] / 1e6:.2f} MB ({r['size_reduction']:+.1f}% smaller), "
+              f"pose mAP50-95 {r['pose_map50_95']:.4f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,129 @@
+"""Stage classifier_finetune: fine-tune a pruned activity classifier, export it, compare it.
+
+    python -m stages.classifier_finetune --recipe reference --original outputs/convert_tf/classifier.pt \
+        --model outputs/classifier_prune/reference/model.pt --data data/activity \
+        --out outputs/classifier_finetune/reference/model.pt --onnx outputs/classifier_finetune/reference/model.onnx \
+        --metrics metrics/classifier_finetune/reference.json \
+        --confusion plots/classifier_finetune/reference/confusion.csv \
+        --figure plots/classifier_finetune/reference/confusion.png
+
+Reads classifier_recipes.<recipe>.finetune (Adam `lr`, `epochs`, `batch`, `seed`). Zeroed
+weights stay zero (masks), so the pruning ratio after fine-tuning equals the one before.
+Writes the accuracy of the original, pruned and fine-tuned models, the pruning accounting
+before and after, per-class precision / recall of the final model, its confusion data
+(actual,predicted class names), one image of the original's and the final model's confusion
+matrices side by side, and the final model as ONNX.
+"""
+import argparse
+import warnings
+
+import numpy as np
+import torch
+
+from stages.checks import InputError, load_params, param, run_stage
+from stages.classifier_models import (accuracy, check_fits, load_activity, load_model, outputs_are_probabilities,
+                                      per_class, predict, save_model, write_confusion_csv)
+from stages.classifier_pruning import accounting, finetune
+from stages.outputs import atomic_path, write_json
+
+
+def read_params(path, recipe: str) -> dict:
+    """classifier_recipes.<recipe>.finetune, checked."""
+    recipes = load_params(path, "classifier_recipes")
+    if not isinstance(recipes.get(recipe), dict) or not isinstance(recipes[recipe].get("finetune"), dict):
+        raise InputError(f"params file {path}: no 'classifier_recipes.{recipe}.finetune' section")
+    s, name = recipes[recipe]["finetune"], f"classifier_recipes.{recipe}.finetune"
+    return {"lr": param(s, "lr", float, f"{name}.lr", 0.0, 1.0, high_open=True),
+            "epochs": param(s, "epochs", int, f"{name}.epochs", 0, 1000),
+            "batch": param(s, "batch", int, f"{name}.batch", 1, 65536),
+            "seed": param(s, "seed", int, f"{name}.seed", 0)}
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    """Counts, rows actual, columns predicted."""
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (y, pred), 1)
+    return m
+
+
+def confusion_figure(path, matrices: dict, classes: list) -> None:
+    """The named confusion matrices side by side, rows normalised, class names on the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(9 * len(matrices), 8.5), constrained_layout=True)
+    for ax, (title, m) in zip(np.atleast_1d(axes), matrices.items()):
+        share = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(title)
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=5,
+                        color="white" if share[i, j] > 0.5 else "black")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def export_onnx(model, path, n_features: int) -> None:
+    """The model as ONNX with a dynamic batch axis.
+
+    The TorchScript exporter, on purpose: the torch.export one needs onnxscript, not installed."""
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export",
+                                DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, n_features),), str(tmp), dynamo=False, opset_version=17,
+                          input_names=["keypoints"], output_names=["scores"],
+                          dynamic_axes={"keypoints": {0: "batch"}, "scores": {0: "batch"}})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", required=True)
+    ap.add_argument("--original", required=True, help="converted classifier (convert_tf's .pt)")
+    ap.add_argument("--model", required=True, help="pruned classifier")
+    ap.add_argument("--data", required=True, help="activity dataset folder")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--onnx", required=True)
+    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--confusion", required=True, help="final model's confusion data (CSV) to write")
+    ap.add_argument("--figure", required=True, help="side-by-side confusion matrices (PNG) to write")
+    ap.add_argument("--params", default="params.yaml")
+    a = ap.parse_args()
+    p = read_params(a.params, a.recipe)
+    data = load_activity(a.data)
+    original, model = load_model(a.original), load_model(a.model)
+    y, classes = data["y_val"], data["classes"]
+    scores = check_fits(original, data, a.original)
+    pred_original = scores.argmax(1)
+    pred_pruned = check_fits(model, data, a.model).argmax(1)
+    before = accounting(model, original)
+    finetune(model, data["x_train"], data["y_train"], p["lr"], p["epochs"], p["batch"], p["seed"],
+             outputs_are_probabilities(scores))
+    pred = predict(model, data["x_val"]).argmax(1)
+    after = accounting(model, original)
+    with atomic_path(a.out) as tmp:
+        save_model(model, tmp)
+    export_onnx(model, a.onnx, data["x_val"].shape[1])
+    write_confusion_csv(a.confusion, y, pred, classes)
+    confusion_figure(a.figure, {"original": confusion(y, pred_original, len(classes)),
+                                f"pruned + fine-tuned ({a.recipe})": confusion(y, pred, len(classes))}, classes)
+    metrics = {"baseline_accuracy": accuracy(y, pred_original), "pruned_accuracy": accuracy(y, pred_pruned),
+               "accuracy": accuracy(y, pred), "accuracy_change_points": accuracy(y, pred) - accuracy(y, pred_original),
+               "prune_ratio_before": before["prune_ratio"], **after,
+               "params": sum(t.numel() for t in model.parameters()),
+               "per_class": per_class(y, pred, classes)}
+    write_json(a.metrics, metrics)
+    print(f"classifier_finetune[{a.recipe}]: accuracy {metrics['baseline_accuracy']:.2f}% (original) -> "
+          f"{metrics['pruned_accuracy']:.2f}% (pruned) -> {metrics['accuracy']:.2f}% (fine-tuned); "
+          f"prune ratio {before['prune_ratio']:.4%} -> {after['prune_ratio']:.4%}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,94 @@
+"""Stage convert_tf: the TensorFlow activity classifier -> ONNX -> PyTorch, parity checked.
+
+    python -m stages.convert_tf --model data/models/activity_classifier.keras --data data/activity \
+        --onnx outputs/convert_tf/classifier.onnx --torch outputs/convert_tf/classifier.pt \
+        --metrics metrics/convert_tf.json --confusion plots/convert_tf/confusion.csv
+
+The model is a .keras file or a SavedModel directory taking the dataset's keypoint vector.
+Parity on the val split: the largest absolute output difference between TF, ONNX Runtime and
+PyTorch, and the share of samples with the same predicted class (must be 100%). Also the
+original's accuracy, per-class precision / recall and confusion data (actual,predicted names).
+"""
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from stages.checks import InputError, load_params, param, run_stage
+from stages.classifier_models import (accuracy, check_fits, load_activity, per_class, save_model,
+                                      write_confusion_csv)
+from stages.outputs import atomic_path, write_json
+
+
+def read_params(path) -> dict:
+    """The convert_tf section of params.yaml, checked."""
+    s = load_params(path, "convert_tf")
+    return {"opset": param(s, "opset", int, "convert_tf.opset", 13, 21),
+            "tolerance": param(s, "tolerance", float, "convert_tf.tolerance", 0.0, 1.0)}
+
+
+def onnx_predict(onnx_path, x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's outputs for the rows of x."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def parity(outputs: dict) -> dict:
+    """max_abs_diff and same-class share (percent) between every pair of the named outputs."""
+    names, out = list(outputs), {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            out[f"{a}_vs_{b}"] = {
+                "max_abs_diff": float(np.abs(outputs[a] - outputs[b]).max()),
+                "same_class_percent": float((outputs[a].argmax(1) == outputs[b].argmax(1)).mean() * 100)}
+    return out
+
+
+def check_parity(report: dict, tolerance: float) -> None:
+    """Stop when any pair disagrees on a class or differs beyond the tolerance."""
+    for pair, r in report.items():
+        if r["same_class_percent"] < 100 or r["max_abs_diff"] > tolerance:
+            raise InputError(f"conversion parity failed ({pair}): max_abs_diff {r['max_abs_diff']:.3g} "
+                             f"(tolerance {tolerance:g}), same class {r['same_class_percent']:.2f}%")
+
+
+def main() -> None:
+    from stages.tf_conversion import convert, tf_predict, workdir
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help=".keras file or SavedModel directory")
+    ap.add_argument("--data", required=True, help="activity dataset folder (train.csv, val.csv, classes.txt)")
+    ap.add_argument("--onnx", required=True, help="ONNX file to write")
+    ap.add_argument("--torch", required=True, help="PyTorch model file to write")
+    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--confusion", required=True, help="confusion plot data (CSV) to write")
+    ap.add_argument("--params", default="params.yaml")
+    a = ap.parse_args()
+    p = read_params(a.params)
+    data = load_activity(a.data)
+    with workdir() as tmp:
+        fn, onnx_path, model = convert(a.model, Path(tmp), p["opset"], data["x_val"].shape[1])
+        outputs = {"tf": tf_predict(fn, data["x_val"]), "onnx": onnx_predict(onnx_path, data["x_val"]),
+                   "torch": check_fits(model, data, a.model)}
+        report = parity(outputs)
+        check_parity(report, p["tolerance"])
+        with atomic_path(a.onnx) as t:
+            shutil.copy(onnx_path, t)
+    with atomic_path(a.torch) as t:
+        save_model(model, t)
+    pred = outputs["torch"].argmax(1)
+    write_confusion_csv(a.confusion, data["y_val"], pred, data["classes"])
+    metrics = {"accuracy": accuracy(data["y_val"], pred), "params": sum(t.numel() for t in model.parameters()),
+               "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+               "parity": report, "per_class": per_class(data["y_val"], pred, data["classes"])}
+    write_json(a.metrics, metrics)
+    worst = max(r["max_abs_diff"] for r in report.values())
+    print(f"convert_tf: {metrics['params']:,} params, val accuracy {metrics['accuracy']:.2f}%, "
+          f"max |diff| {worst:.2g} across TF/ONNX/PyTorch -> {a.torch}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

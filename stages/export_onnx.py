@@ -1,0 +1,119 @@
+"""Stage export_onnx: a YOLO pose checkpoint exported to ONNX by Ultralytics' exporter, then checked.
+
+    python -m stages.export_onnx --model data/models/yolo_pose.pt --data data/pose/pose.yaml \
+        --out outputs/onnx/baseline.onnx --metrics metrics/export_onnx/baseline.json
+
+The export has a static 1x3xHxW input at export_onnx.imgsz, the size the quantize stage
+calibrates and validates at and the benchmark times at. Checks: onnx.checker passes, and the
+ONNX output matches the PyTorch model's on real val images within export_onnx.tolerance
+(`max_abs_diff`, in output units: pixels for boxes and keypoints). Also writes the pose mAP of
+the ONNX file itself, from Ultralytics' validator at the export shape.
+"""
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from stages.checks import InputError, dataset_images, load_params, param, pose_dataset_yaml, run_stage
+from stages.images import readable_images, spread, validator_tensor
+from stages.outputs import atomic_path, write_json
+from stages.yolo_models import load_pose_model, validate
+
+
+def read_params(path) -> dict:
+    """The export_onnx section of params.yaml, checked; imgsz becomes [h, w]."""
+    s = load_params(path, "export_onnx")
+    imgsz = s.get("imgsz")
+    if isinstance(imgsz, int) and not isinstance(imgsz, bool):
+        imgsz = [imgsz, imgsz]
+    if not (isinstance(imgsz, list) and len(imgsz) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 4096 and v % 32 == 0
+                    for v in imgsz)):
+        raise InputError(f"parameter export_onnx.imgsz: expected [h, w] or one size, multiples of 32 "
+                         f"in [32, 4096], got {s.get('imgsz')!r}")
+    return {"imgsz": imgsz,
+            "opset": param(s, "opset", int, "export_onnx.opset", 11, 21),
+            "simplify": param(s, "simplify", bool, "export_onnx.simplify"),
+            "tolerance": param(s, "tolerance", float, "export_onnx.tolerance", 0.0, 1000.0),
+            "check_images": param(s, "check_images", int, "export_onnx.check_images", 1, 10000)}
+
+
+def export(model_path, out, imgsz, opset: int, simplify: bool) -> None:
+    """Ultralytics' ONNX export of a checkpoint, written to `out`.
+
+    The exporter writes beside its source file, so it works on a copy in a temporary folder:
+    nothing appears next to the checkpoint (another stage's output) and `out` is whole or absent.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "model.pt"
+        shutil.copy(model_path, src)
+        model = load_pose_model(src)
+        made = model.export(format="onnx", imgsz=imgsz, opset=opset, simplify=simplify, dynamic=False,
+                            batch=1, half=False, nms=False, device="cpu", verbose=False)
+        with atomic_path(out) as tmp_out:
+            check_onnx(made)
+            shutil.move(made, tmp_out)
+
+
+def check_onnx(path) -> None:
+    """onnx.checker on a model file; InputError naming the file when it fails."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:  # checker and parser raise several kinds
+        raise InputError(f"model {path}: fails the ONNX checker ({e.__class__.__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})"[:300]) from None
+
+
+def max_abs_diff(model_path, onnx_path, images, imgsz) -> float:
+    """Largest absolute difference between the PyTorch and ONNX outputs over the images."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    net = load_pose_model(model_path).model.float().eval().fuse()  # fused as the exporter does
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    worst = 0.0
+    for f in images:
+        x = validator_tensor(f, imgsz)
+        with torch.inference_mode():
+            ref = net(torch.from_numpy(x))
+        ref = (ref[0] if isinstance(ref, (list, tuple)) else ref).numpy()
+        got = sess.run(None, {name: x})[0]
+        if got.shape != ref.shape:
+            raise RuntimeError(f"ONNX output shape {got.shape} differs from PyTorch's {ref.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="YOLO pose checkpoint (.pt)")
+    ap.add_argument("--data", required=True, help="pose dataset YAML (val images for the checks)")
+    ap.add_argument("--out", required=True, help="ONNX file to write")
+    ap.add_argument("--metrics", required=True, help="metrics JSON to write")
+    ap.add_argument("--params", default="params.yaml")
+    a = ap.parse_args()
+    p = read_params(a.params)
+    dataset = pose_dataset_yaml(a.data)
+    load_pose_model(a.model)
+    images = readable_images(spread(dataset_images(dataset, "val"), p["check_images"]), f"dataset {dataset} val")
+
+    export(a.model, a.out, p["imgsz"], p["opset"], p["simplify"])
+    diff = max_abs_diff(a.model, a.out, images, p["imgsz"])
+    if diff > p["tolerance"]:
+        Path(a.out).unlink()
+        raise SystemExit(f"error: {a.out}: ONNX output differs from PyTorch's by {diff:.4g} "
+                         f"> export_onnx.tolerance {p['tolerance']}")
+    acc = validate(load_pose_model(a.out), dataset, p["imgsz"], batch=1)
+    write_json(a.metrics, {"imgsz": p["imgsz"], "opset": p["opset"], "max_abs_diff": diff,
+                           "tolerance": p["tolerance"], "check_images": len(images),
+                           "size_bytes": Path(a.out).stat().st_size, **acc})
+    print(f"{a.out}: checker ok, max_abs_diff {diff:.3g} <= {p['tolerance']} on {len(images)} images, "
+          f"pose mAP50 {acc['pose_map50']:.4f}, mAP50-95 {acc['pose_map50_95']:.4f} at {p['imgsz']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,77 @@
+"""Accuracy-against-latency scatter plots, for the report and for comparing experiments."""
+import csv
+from pathlib import Path
+
+from stages.outputs import atomic_path
+
+LATENCY_COLUMNS = ("latency_ms_p50", "latency_ms", "latency_ms_mean", "latency")
+ACCURACY_COLUMNS = ("pose_map50_95", "map50_95", "accuracy", "pose_map50", "acc")
+LABEL_COLUMNS = ("variant", "name", "model")
+
+
+def read_points(csv_path, x_columns=LATENCY_COLUMNS, y_columns=ACCURACY_COLUMNS) -> tuple:
+    """(points, x column, y column) from a CSV table with one row per variant: the first of the
+    candidate columns present in its header is used for each axis; rows without numbers are left out."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = list(rows[0]) if rows else []
+    x = next((c for c in x_columns if c in header), None)
+    y = next((c for c in y_columns if c in header), None)
+    label = next((c for c in LABEL_COLUMNS if c in header), header[0] if header else None)
+    if x is None or y is None:
+        return [], x, y
+    points = []
+    for i, row in enumerate(rows):
+        try:
+            points.append((row.get(label) or f"row {i + 1}", float(row[x]), float(row[y])))
+        except (TypeError, ValueError):
+            continue
+    return points, x, y
+
+
+def scatter(points: list, path, xlabel: str, ylabel: str, title: str) -> Path:
+    """PNG scatter of (label, x, y) points, each labelled; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for label, x, y in points:
+        ax.scatter(x, y, s=36)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    xs = [x for _, x, _ in points]
+    if xs and min(xs) > 0 and max(xs) / min(xs) > 20:  # PyTorch and INT8 ONNX can be 100x apart
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        # no timestamp in the file, so an unchanged figure is an unchanged file
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(path)
+
+
+def compare_bars(labels: list, series: dict, path, ylabel: str, title: str) -> Path:
+    """PNG of grouped bars, one group per label and one bar per series; None values are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [j + i * width for j, v in enumerate(values) if v is not None]
+        bars = ax.bar(xs, [v for v in values if v is not None], width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(labels))], labels)
+    top = max((v for values in series.values() for v in values if v is not None), default=1.0)
+    ax.set(ylabel=ylabel, title=title, ylim=(0, top * 1.3))
+    ax.legend(loc="upper right", ncol=len(series))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,140 @@
+"""Stage finetune: Ultralytics' trainer on one recipe's pruned model, keeping what pruning removed.
+
+    python -m stages.finetune --recipe reference --model outputs/prune/reference/model.pt \
+        --data data/pose/pose.yaml --out outputs/finetune/reference/model.pt \
+        --metrics metrics/finetune/reference.json --plots plots/finetune/reference.csv
+
+`recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
+and `batch` required; any other `yolo train` argument allowed, checked by Ultralytics' own
+config check). The trainer trains the pruned module itself: a pruned model cannot be rebuilt
+from its YAML. Weights zeroed by unstructured pruning are re-zeroed after every optimizer step,
+in the model and in its EMA (the EMA is what gets saved), so the prune ratio after fine-tuning
+equals the ratio before it exactly. The best EMA is saved in float32, as trained, and measured
+from the saved file; the per-epoch training results go to the plots CSV.
+"""
+import argparse
+import shutil
+import tempfile
+from copy import deepcopy
+from pathlib import Path
+
+from stages.checks import InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage
+from stages.outputs import atomic_path, write_json
+from stages.pruning import apply_masks, read_checkpoint, save_checkpoint, sparsity
+from stages.yolo_models import count_params, gflops, load_pose_model, validate
+
+RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir")
+DEFAULTS = {"workers": 2, "plots": False, "amp": False, "verbose": False}
+
+
+def read_params(path, recipe: str) -> dict:
+    """recipes.<recipe>.finetune as Ultralytics train arguments, checked by Ultralytics' config check."""
+    from ultralytics.cfg import DEFAULT_CFG, get_cfg
+
+    recipes = load_params(path, "recipes")
+    if not isinstance(recipes.get(recipe), dict) or not isinstance(recipes[recipe].get("finetune"), dict):
+        raise InputError(f"params file {path}: no 'recipes.{recipe}.finetune' section")
+    s, n = recipes[recipe]["finetune"], f"recipes.{recipe}.finetune"
+    param(s, "epochs", int, f"{n}.epochs", 1, 10000)
+    param(s, "imgsz", int, f"{n}.imgsz", 32, 4096)
+    param(s, "batch", int, f"{n}.batch", 1, 1024)
+    for key in RESERVED:
+        if key in s:
+            raise InputError(f"parameter {n}.{key}: set by the pipeline, not a recipe parameter")
+    try:
+        get_cfg(DEFAULT_CFG, dict(s))
+    except (SyntaxError, TypeError, ValueError) as e:
+        raise InputError(f"parameter {n}: {' '.join(str(e).split())}"[:300]) from None
+    return {**DEFAULTS, **s}
+
+
+def _trainer_class():
+    from ultralytics.models.yolo.pose import PoseTrainer
+
+    class PrunedPoseTrainer(PoseTrainer):
+        """PoseTrainer that trains the checkpoint's own module instead of a fresh one built from YAML."""
+
+        def get_model(self, cfg=None, weights=None, verbose=True):
+            if weights is None:
+                raise ValueError("PrunedPoseTrainer needs model=<checkpoint.pt> to train")
+            return self.set_model_names_for_load(weights)
+
+    return PrunedPoseTrainer
+
+
+def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir):
+    """Train the checkpoint; returns the best EMA module in float32, the run's results.csv and
+    the trainer's arguments (saved in the checkpoint as Ultralytics does)."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    trainer = _trainer_class()(overrides={
+        **train_args, "model": str(model_path), "data": str(dataset_yaml), "device": "cpu",
+        "project": str(run_dir), "name": "finetune", "exist_ok": True})
+    kept = {}
+
+    def take_masks(tr):
+        module = unwrap_model(tr.model)
+        kept["masks"] = {n: m.weight.detach() != 0 for n, m in module.named_modules() if n in masked_layers}
+
+    def reapply_masks(tr):  # after the optimizer step and the EMA update of this batch
+        apply_masks(unwrap_model(tr.model), masked_layers, kept["masks"])
+        apply_masks(tr.ema.ema, masked_layers, kept["masks"])
+
+    def keep_best(tr):  # Ultralytics' best.pt is half precision; keep the float32 EMA it came from
+        if tr.fitness is not None and tr.best_fitness == tr.fitness:
+            kept["best"] = deepcopy(tr.ema.ema)
+
+    trainer.add_callback("on_train_start", take_masks)
+    trainer.add_callback("on_train_batch_end", reapply_masks)
+    trainer.add_callback("on_model_save", keep_best)
+    trainer.train()
+    best = kept["best"] if "best" in kept else deepcopy(trainer.ema.ema)
+    best.criterion = None  # training-only state
+    return best.float().eval(), Path(trainer.save_dir) / "results.csv", vars(trainer.args)
+
+
+def finetune_and_measure(model_path, dataset_yaml, out, plots, train_args: dict) -> dict:
+    """Fine-tune, save the model to `out` and the curves to `plots`, measure the saved file."""
+    if existing_file(model_path, "model").suffix != ".pt":
+        raise InputError(f"model {model_path}: expected a PyTorch .pt checkpoint")
+    pruned = load_pose_model(model_path)
+    record = read_checkpoint(model_path).get("pruning") or {}
+    layers = record.get("layers", [])
+    before = sparsity(pruned.model, layers) if layers else {}
+    imgsz, batch = train_args["imgsz"], train_args["batch"]
+    with tempfile.TemporaryDirectory() as run_dir, atomic_path(out) as tmp:
+        module, results, args = finetune(model_path, dataset_yaml, train_args, layers, run_dir)
+        save_checkpoint(module, tmp, {"train_args": args}, record)
+        tuned = load_pose_model(tmp)
+        counts = sparsity(tuned.model, layers) if layers else {}
+        if before:
+            counts["prune_ratio_before"] = before["prune_ratio"]
+        metrics = {**validate(tuned, dataset_yaml, imgsz, batch), **counts,
+                   "params": count_params(tuned), "gflops": gflops(tuned, imgsz)}
+        if plots:
+            with atomic_path(plots) as tmp_plots:
+                shutil.copy(results, tmp_plots)
+    return metrics
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", required=True, help="a key of params.yaml's recipes")
+    ap.add_argument("--model", required=True, help="pruned YOLO pose checkpoint (.pt)")
+    ap.add_argument("--data", required=True, help="pose dataset YAML")
+    ap.add_argument("--out", required=True, help="fine-tuned checkpoint to write")
+    ap.add_argument("--metrics", required=True, help="metrics JSON to write")
+    ap.add_argument("--plots", help="CSV of per-epoch training results to write")
+    ap.add_argument("--params", default="params.yaml")
+    a = ap.parse_args()
+    p = read_params(a.params, a.recipe)
+    dataset = pose_dataset_yaml(a.data)
+    m = finetune_and_measure(a.model, dataset, a.out, a.plots, p)
+    write_json(a.metrics, m)
+    ratio = f", prune_ratio {m['prune_ratio']:.4f}" if "prune_ratio" in m else ""
+    print(f"finetune {a.recipe}: pose mAP50 {m['pose_map50']:.4f}, mAP50-95 {m['pose_map50_95']:.4f}, "
+          f"{m['params']:,} params, {m['gflops']:.2f} GFLOPs{ratio} -> {a.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

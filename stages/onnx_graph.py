@@ -1,0 +1,80 @@
+"""Reading ONNX graphs of YOLO models: the head's nodes to keep in float, and Conv counts.
+
+Node names of Ultralytics' exports carry the PyTorch module path (`/model.22/dfl/Softmax`), so
+a graph's last module is the one whose node produces the graph output; nothing is hand-listed.
+"""
+import onnx
+
+# none: quantize every node onnxruntime can; head: the last module's non-Conv nodes (its box /
+# keypoint decoding, with ranges in pixels, plus its branches' activations); head_decoding: the
+# same but the SiLU activations right after the head's Convs are quantized too.
+KEEP_FLOAT = ("none", "head", "head_decoding")
+
+
+def module_of(node_name: str) -> str:
+    """The top-level module prefix of a node name ('/model.22/dfl/Softmax' -> '/model.22/'), or ''."""
+    parts = node_name.split("/")
+    return f"/{parts[1]}/" if len(parts) > 2 and node_name.startswith("/") else ""
+
+
+def last_module(graph) -> str:
+    """Prefix of the module whose node produces the graph's first output."""
+    out = graph.output[0].name
+    producer = next((n for n in graph.node if out in n.output), None)
+    prefix = module_of(producer.name) if producer is not None else ""
+    if not prefix:
+        raise ValueError(f"cannot tell the last module: output {out} comes from node "
+                         f"{producer.name if producer is not None else 'none'!r}")
+    return prefix
+
+
+def silu_nodes(graph) -> set:
+    """Names of Sigmoid and Mul nodes that form x * sigmoid(x) on a Conv's output."""
+    conv_out = {n.output[0] for n in graph.node if n.op_type == "Conv"}
+    sig = {n.output[0]: n.name for n in graph.node if n.op_type == "Sigmoid" and n.input[0] in conv_out}
+    found = set()
+    for n in graph.node:
+        if n.op_type == "Mul" and len(n.input) == 2:
+            a, b = n.input
+            for x, s in ((a, b), (b, a)):
+                if s in sig and x in conv_out and sig_input(graph, s) == x:
+                    found |= {n.name, sig[s]}
+    return found
+
+
+def sig_input(graph, sig_output: str) -> str:
+    """The input of the Sigmoid node producing sig_output."""
+    return next(n.input[0] for n in graph.node if n.op_type == "Sigmoid" and n.output[0] == sig_output)
+
+
+def float_nodes(graph, keep: str) -> list:
+    """Names of the nodes to leave in float for a KEEP_FLOAT choice."""
+    if keep == "none":
+        return []
+    prefix = last_module(graph)
+    head = [n.name for n in graph.node if n.name.startswith(prefix) and n.op_type != "Conv"]
+    if keep == "head_decoding":
+        activations = silu_nodes(graph)
+        head = [n for n in head if n not in activations]
+    return head
+
+
+def dequantized(graph) -> set:
+    """Tensor names produced by DequantizeLinear nodes."""
+    return {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+
+
+def conv_counts(fp32_path, int8_path) -> tuple:
+    """(conv_total, conv_quantized).
+
+    conv_total: Conv nodes of the FP32 graph. conv_quantized: Convs of the INT8 graph that
+    compute in integers: QLinearConv and ConvInteger nodes (QOperator / dynamic), plus QDQ
+    Convs whose input and weight both come from DequantizeLinear (onnxruntime fuses each such
+    DQ -> Conv -> Q group into one QLinearConv when it loads the model).
+    """
+    fp32 = onnx.load(str(fp32_path)).graph
+    q = onnx.load(str(int8_path)).graph
+    dq = dequantized(q)
+    integer = sum(n.op_type in ("QLinearConv", "ConvInteger") for n in q.node)
+    qdq = sum(n.op_type == "Conv" and n.input[0] in dq and n.input[1] in dq for n in q.node)
+    return sum(n.op_type == "Conv" for n in fp32.node), integer + qdq

@@ -1,0 +1,172 @@
+"""Pruning YOLO pose models: the study's L1 unstructured pruning, and structured channel pruning.
+
+Unstructured pruning (`torch.nn.utils.prune`) zeroes single weights inside dense tensors: the
+model keeps its shape, size and speed, and the study's accounting counts the zeros. Structured
+pruning (Torch-Pruning's dependency graph) removes whole channels, so the convolutions really
+shrink. Both save Ultralytics-style checkpoints that `YOLO(path)`, its validator and exporter
+accept and `stages.finetune` trains; their pruning record tells fine-tuning which layers to keep
+sparse.
+"""
+from copy import deepcopy
+from datetime import datetime
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+import stages  # noqa: F401  (Ultralytics offline before it is imported)
+
+UNSTRUCTURED, STRUCTURED = "l1_unstructured", "channel"
+METHODS = (UNSTRUCTURED, STRUCTURED)
+SCOPES = ("layer", "global")  # each layer loses `amount` of its weights, or the smallest `amount` overall
+CRITERIA = ("l1", "l2", "bn_scale", "lamp", "fpgm", "random")
+
+
+def _is_head(name: str, model) -> bool:
+    return name.startswith(f"model.{len(model.model) - 1}.")
+
+
+def prunable_convs(model, include_head: bool) -> dict:
+    """{name: Conv2d} that unstructured pruning acts on.
+
+    The DFL convolution is never pruned: its weights are the fixed bin values 0..15 that decode
+    box distances (Ultralytics never trains it), not learned weights.
+    """
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) and not name.endswith(".dfl.conv")
+            and (include_head or not _is_head(name, model))}
+
+
+def prune_unstructured(model, amount: float, scope: str, include_head: bool) -> list:
+    """Zero the smallest-|w| fraction `amount` of the chosen convolution weights, permanently.
+
+    Returns the pruned layers' names (the masks are folded into the weights by prune.remove).
+    """
+    convs = prunable_convs(model, include_head)
+    if scope == "global":
+        prune.global_unstructured([(m, "weight") for m in convs.values()],
+                                  pruning_method=prune.L1Unstructured, amount=amount)
+    else:
+        for m in convs.values():
+            prune.l1_unstructured(m, "weight", amount=amount)
+    for m in convs.values():
+        prune.remove(m, "weight")
+    return list(convs)
+
+
+def sparsity(model, layers) -> dict:
+    """The study's accounting: zeros in the pruned layers' weights, over those weights and over
+    all the model's parameters (the study's 727,606 of 3,263,104)."""
+    modules = dict(model.named_modules())
+    weights = [modules[n].weight for n in layers]
+    total = sum(w.numel() for w in weights)
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    model_total = sum(p.numel() for p in model.parameters())
+    return {"total_params": total, "pruned_params": zeros, "prune_ratio": zeros / total if total else 0.0,
+            "model_params": model_total, "model_prune_ratio": zeros / model_total}
+
+
+@torch.no_grad()
+def apply_masks(model, layers, masks_by_name: dict) -> None:
+    """Re-zero the pruned weights of `model` (a module with the same layer names)."""
+    modules = dict(model.named_modules())
+    for n in layers:
+        modules[n].weight.mul_(masks_by_name[n])
+
+
+class C2fTwoConv(nn.Module):
+    """Ultralytics' C2f with its first 1x1 convolution split into two, same weights, same function.
+
+    C2f runs one convolution and `chunk`s its output in halves; Torch-Pruning's dependency graph
+    cannot follow `chunk` (IndexError ... out of bounds on the first step). Two convolutions, one
+    per half, let each half lose its own channels. Pruned models pickle this class, so loading them
+    needs this project's `stages` package importable (it is, from the project root).
+    """
+
+    def __init__(self, c2f: nn.Module):
+        super().__init__()
+        self.cv0, self.cv1 = _conv_half(c2f.cv1, 0, c2f.c), _conv_half(c2f.cv1, c2f.c, 2 * c2f.c)
+        self.cv2, self.m = c2f.cv2, c2f.m
+        for attr in ("f", "i", "type", "np"):  # the routing Ultralytics' model forward reads
+            if hasattr(c2f, attr):
+                setattr(self, attr, getattr(c2f, attr))
+
+    def forward(self, x):
+        y = [self.cv0(x), self.cv1(x)]
+        y.extend(m(y[-1]) for m in self.m)
+        return self.cv2(torch.cat(y, 1))
+
+
+def _conv_half(conv, start: int, stop: int):
+    """A copy of an Ultralytics Conv (conv + bn + act) keeping output channels start:stop."""
+    half = deepcopy(conv)
+    c, bn = half.conv, half.bn
+    c.weight = nn.Parameter(c.weight.detach()[start:stop].clone())
+    c.out_channels = stop - start
+    bn.weight = nn.Parameter(bn.weight.detach()[start:stop].clone())
+    bn.bias = nn.Parameter(bn.bias.detach()[start:stop].clone())
+    bn.running_mean = bn.running_mean[start:stop].clone()
+    bn.running_var = bn.running_var[start:stop].clone()
+    bn.num_features = stop - start
+    return half
+
+
+def rewrite_c2f(model) -> int:
+    """Replace every C2f block of the model by its two-convolution form; returns how many."""
+    from ultralytics.nn.modules import C2f
+
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) is C2f:
+                setattr(parent, name, C2fTwoConv(child))
+                count += 1
+    return count
+
+
+def _importance(criterion: str):
+    import torch_pruning as tp
+
+    imp = tp.importance
+    return {"l1": lambda: imp.MagnitudeImportance(p=1), "l2": lambda: imp.MagnitudeImportance(p=2),
+            "bn_scale": imp.BNScaleImportance, "lamp": imp.LAMPImportance,
+            "fpgm": imp.FPGMImportance, "random": imp.RandomImportance}[criterion]()
+
+
+def prune_channels(model, imgsz: int, criterion: str, ratio: float, max_ratio: float,
+                   round_to: int, global_pruning: bool) -> None:
+    """Remove `ratio` of the channels (per layer, at most `max_ratio`) outside the Pose head, in place."""
+    import torch_pruning as tp
+    from ultralytics.nn.modules import Detect
+
+    rewrite_c2f(model)
+    model.eval()
+    for p in model.parameters():  # the dependency graph is traced through autograd
+        p.requires_grad_(True)
+    head = [m for m in model.modules() if isinstance(m, Detect)]  # Pose subclasses Detect: kept whole
+    pruner = tp.pruner.MetaPruner(
+        model, torch.zeros(1, 3, imgsz, imgsz), importance=_importance(criterion),
+        global_pruning=global_pruning, pruning_ratio=ratio, max_pruning_ratio=max_ratio,
+        round_to=round_to or None, ignored_layers=head)
+    pruner.step()
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+
+def save_checkpoint(model, path, source_ckpt: dict, pruning: dict) -> None:
+    """Save `model` as an Ultralytics checkpoint, in float32, with a record of how it was pruned.
+
+    Float32 (where Ultralytics saves half) so the file evaluates exactly as the model in memory.
+    """
+    from ultralytics import __version__
+
+    torch.save({"model": deepcopy(model).float(), "ema": None, "epoch": -1, "optimizer": None,
+                "train_args": dict(source_ckpt.get("train_args") or {}), "pruning": pruning,
+                "date": datetime.now().astimezone().isoformat(), "version": __version__}, path)
+
+
+def read_checkpoint(path) -> dict:
+    """The raw checkpoint dict of a .pt file (with its pruning record, if any)."""
+    from ultralytics.nn.tasks import torch_safe_load
+
+    return torch_safe_load(str(path))[0]

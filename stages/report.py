@@ -1,0 +1,108 @@
+"""Stage report: the Markdown report a reviewer reads in a pull request, from this run's metrics.
+
+    python -m stages.report --metrics metrics --plots plots --out report/report.md --figures report/figures
+
+Reads whatever metrics and plots the pipeline has written and tells the reference study's story
+with this run's numbers, the study's own figures beside them: the baseline, pruning and
+fine-tuning, quantization, one table of every variant's accuracy, latency, speed-up and sizes,
+the classifier, and the detector + classifier system. A section whose metrics are absent is
+left out with a note, so the report works for any subset of the pipeline.
+"""
+import argparse
+import shutil
+from pathlib import Path
+
+from stages import report_sections as sections
+from stages.checks import InputError, run_stage
+from stages.figures import LATENCY_COLUMNS, compare_bars, read_points, scatter
+from stages.markdown import load_metrics
+from stages.outputs import atomic_path
+
+HEADER = ("# Compression report\n\n"
+          "Written by the `report` stage from `metrics/` and `plots/` of this run "
+          "(`dvc repro`); the reference study's figures are shown in brackets as *study*. "
+          "Accuracies are pose mAP on the val split unless named otherwise.\n")
+
+
+def benchmark_figure(plots: Path, figures: Path, statistic=None) -> list:
+    """Accuracy against latency from the benchmark's CSV table, if there is one; Markdown lines."""
+    tables = sorted(plots.glob("benchmark/*.csv")) if plots.is_dir() else []
+    latency = (f"latency_ms_{statistic}",) if statistic else ()
+    for csv_path in tables:
+        points, x, y = read_points(csv_path, latency + LATENCY_COLUMNS)
+        if points:
+            png = scatter(points, figures / "accuracy_latency.png", x, y,
+                          "Accuracy against latency, one point per variant")
+            return [f"![accuracy against latency]({figures.name}/{png.name})",
+                    f"*From `{csv_path.as_posix()}`: `{y}` against `{x}`.*"]
+    return []
+
+
+def copied_figures(plots: Path, figures: Path, pattern: str, caption: str) -> list:
+    """Every image under plots/ matching `pattern`, copied beside the report; Markdown lines."""
+    lines = []
+    for src in sorted(plots.glob(pattern)) if plots.is_dir() else []:
+        target = figures / "_".join(src.relative_to(plots).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        lines += [f"![{caption}]({figures.name}/{target.name})", f"*{caption}: `{src.as_posix()}`.*"]
+    return lines
+
+
+def build_report(metrics_dir: Path, plots: Path, figures: Path) -> str:
+    """The report's Markdown; figures are written into `figures`, which sits beside the report."""
+    m = load_metrics(metrics_dir)
+    used, absent = set(), []
+    parts = [HEADER]
+    statistic = (m.get("benchmark") or {}).get("statistic")
+    for title, section, extra in (
+            ("YOLO pose: baseline", sections.baseline, []),
+            ("YOLO pose: pruning and fine-tuning", sections.pruning, []),
+            ("YOLO pose: ONNX and INT8 quantization", sections.quantization, []),
+            ("All variants: accuracy, latency and size", sections.variants,
+             benchmark_figure(plots, figures, statistic)),
+            ("Activity classifier", sections.classifier,
+             copied_figures(plots, figures, "classifier*/**/confusion*.png",
+                            "Confusion matrices, original beside pruned and fine-tuned")),
+            ("Detector and classifier together", sections.system,
+             copied_figures(plots, figures, "system_eval/**/*.png",
+                            "Val images, baseline pair beside compressed pairs"))):
+        body, keys = section(m)
+        used |= keys
+        if body:
+            parts += [f"## {title}\n", "\n\n".join(body + extra), ""]
+        else:
+            absent.append(title)
+    if absent:
+        parts += [f"_Left out, as this run has no metrics for them: {'; '.join(absent)}._", ""]
+    png = compare_bars(["baseline", "pruned", "fine-tuned", "quantized"], sections.study_comparison(m),
+                       figures / "study_comparison.png", "pose mAP50-95", "The study's method, step by step")
+    parts += ["## Beside the reference study\n", f"![study and this run]({figures.name}/{png.name})", ""]
+    rest = sections.other(m, used)
+    if rest:
+        parts += ["## Other metrics\n", rest, ""]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--metrics", required=True, help="metrics folder")
+    ap.add_argument("--plots", required=True, help="plots folder (may be absent)")
+    ap.add_argument("--out", required=True, help="report Markdown to write")
+    ap.add_argument("--figures", required=True, help="folder for the report's images, beside --out")
+    a = ap.parse_args()
+    metrics_dir, plots, out, figures = Path(a.metrics), Path(a.plots), Path(a.out), Path(a.figures)
+    if not metrics_dir.is_dir():
+        raise InputError(f"metrics folder {metrics_dir}: not found")
+    if figures.resolve().parent != out.resolve().parent:
+        raise InputError(f"--figures {figures}: must sit beside the report {out}, for its relative links")
+    # the temporary folder has the final folder's name, so the report's links hold once moved
+    with atomic_path(figures) as tmp_figures:
+        text = build_report(metrics_dir, plots, tmp_figures)
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+    print(f"report: {out} ({len(text.splitlines())} lines), figures in {figures}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,176 @@
+"""The report's sections: each takes every metrics file (load_metrics' dict, keyed like
+`prune/fast`) and returns its Markdown paragraphs (none when its metrics are absent) and the
+metrics files it used. The reference study's figures are quoted beside ours."""
+from stages.markdown import DASH, flatten, mb, ms, num, pct, pick, table, times, under
+
+# The reference study's figures (its write-up in /work/shared/seeds), shown beside ours.
+STUDY = {"map50_95": 0.37991, "pruned_map50_95": 0.34384, "finetuned_map50_95": 0.36348,
+         "quantized_map50_95": 0.37070}
+MAP = ("pose_map50", "pose_map50_95")
+
+
+def study(value: str) -> str:
+    return f" *(study: {value})*"
+
+
+def maps(d: dict) -> str:
+    """'mAP50 x%, mAP50-95 y%' of a metrics dict."""
+    return f"mAP50 {pct(d.get(MAP[0]))}, mAP50-95 {pct(d.get(MAP[1]))}"
+
+
+def percent(value) -> str:
+    """A figure the stages already give in percent."""
+    return DASH if value is None else f"{value:.2f}%"
+
+
+def baseline(m: dict):
+    b = m.get("eval_baseline")
+    if not b:
+        return [], set()
+    return [f"The baseline YOLO pose model scores **{maps(b)}**{study('mAP50 81.80%, mAP50-95 37.99%')}, "
+            f"with {num(b.get('params'))} parameters and {num(b.get('gflops'))} GFLOPs per image."], {"eval_baseline"}
+
+
+def _pruning_sentence(name: str, p: dict, f: dict) -> str:
+    if "pruned_params" in p:  # unstructured: the study's accounting
+        what = (f"(L1 unstructured) zeroes **{num(p['pruned_params'])} of the {num(p.get('total_params'))} weights "
+                f"of the layers it prunes ({pct(p.get('prune_ratio'))})**, that is "
+                f"{pct(p.get('model_prune_ratio'))} of all {num(p.get('model_params'))} parameters"
+                f"{study('727,606 of 3,263,104 parameters, 22.30%')}")
+        kept = (f"; the zeros after fine-tuning: {pct(f.get('model_prune_ratio'))} of all parameters "
+                f"({pct(f.get('prune_ratio'))} of the pruned layers'){study('22.30% fell to 22.14%')}"
+                if "prune_ratio" in f else "")
+    else:  # structured: fewer channels for real
+        what = (f"(structured, channels removed) takes the model from {num(p.get('params_before'))} to "
+                f"**{num(p.get('params'))} parameters** and from {num(p.get('gflops_before'))} to "
+                f"**{num(p.get('gflops'))} GFLOPs** ({pct(p.get('gflops_reduction'), 1)} fewer)")
+        kept = ""
+    tuned = (f"; after fine-tuning: **{maps(f)}**{study('80.66% / 36.35%')}{kept}" if f else
+             "; not fine-tuned in this run")
+    return (f"Recipe `{name}` {what}. Straight after pruning: {maps(p)}{study('79.67% / 34.38%')}{tuned}.")
+
+
+def pruning(m: dict):
+    pruned, tuned = under(m, "prune"), under(m, "finetune")
+    recipes = sorted(set(pruned) | set(tuned))
+    if not recipes:
+        return [], set()
+    body = [_pruning_sentence(r, pruned.get(r, {}), tuned.get(r, {})) for r in recipes]
+    rows = []
+    for r in recipes:
+        p, f = pruned.get(r, {}), tuned.get(r, {})
+        rows.append([f"`{r}`", "unstructured" if "pruned_params" in p else "structured",
+                     num(pick(f, "params") or p.get("params")), num(pick(f, "gflops") or p.get("gflops")),
+                     pct(p.get("model_prune_ratio")), pct(f.get("model_prune_ratio")),
+                     pct(p.get(MAP[1])), pct(f.get(MAP[1]))])
+    body.append(table(["recipe", "pruning", "params", "GFLOPs", "zeros (pruned)", "zeros (fine-tuned)",
+                       "mAP50-95 pruned", "mAP50-95 fine-tuned"], rows))
+    return body, {f"prune/{r}" for r in pruned} | {f"finetune/{r}" for r in tuned}
+
+
+def quantization(m: dict):
+    q, exported = under(m, "quantize"), under(m, "export_onnx")
+    if not q and not exported:
+        return [], set()
+    body = []
+    if exported:
+        body.append("FP32 ONNX exports, outputs compared with PyTorch on val images: " + "; ".join(
+            f"`{k}` max |diff| {num(v.get('max_abs_diff'))} (tolerance {num(v.get('tolerance'))}), {maps(v)}"
+            for k, v in sorted(exported.items())) + ".")
+    for name, v in sorted(q.items()):
+        calib = f", calibrated on {num(v.get('calibration_images'))} images" if v.get("mode") == "static" else ""
+        body.append(f"`{name}` INT8 ({v.get('mode')}{calib}): **{num(v.get('conv_quantized'))} of "
+                    f"{num(v.get('conv_total'))} Conv layers quantized**{study('73 of 159, dynamic UInt8')}, "
+                    f"{num(v.get('nodes_kept_float'))} nodes kept in float; **{maps(v)}**"
+                    f"{study('79.85% / 37.07% pruned and quantized')}.")
+    return body, {f"quantize/{k}" for k in q} | {f"export_onnx/{k}" for k in exported}
+
+
+def variants(m: dict):
+    bm = m.get("benchmark") or {}
+    rows = bm.get("variants") if isinstance(bm.get("variants"), dict) else {}
+    if not rows:
+        return [], set()
+    stat = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}.get(bm.get("statistic"),
+                                                                                           "latency_ms_p50")
+    body = [f"Every variant timed in one run, round-robin, batch 1, input {bm.get('imgsz')}, "
+            f"{bm.get('threads')} thread(s), {bm.get('images')} val images; speed-ups compare the "
+            f"`{stat}` latencies; sizes are the model file and a ZIP of it (deflate level 9).",
+            table(["variant", "mAP50-95", "latency p50", "min", "p90", "speed-up vs ONNX FP32",
+                   "vs PyTorch", "size", "compressed", "compressed / size", "compressed: smaller by"],
+                  [[f"`{k}`", pct(v.get(MAP[1])), ms(v.get("latency_ms_p50")), ms(v.get("latency_ms_min")),
+                    ms(v.get("latency_ms_p90")), times(v.get("speedup_vs_onnx_fp32")),
+                    times(v.get("speedup_vs_pytorch")), mb(v.get("size_bytes")), mb(v.get("zip_bytes")),
+                    percent(v.get("zip_ratio")), percent(v.get("size_reduction"))] for k, v in rows.items()])]
+    recipes = [k[len("int8_"):] for k in rows if k.startswith("int8_") and k != "int8_baseline"]
+    ob, pb = rows.get("onnx_baseline", {}), rows.get("pytorch_baseline", {})
+    for r in recipes:
+        pt, fp, q = rows.get(f"pytorch_{r}", {}), rows.get(f"onnx_{r}", {}), rows[f"int8_{r}"]
+        body.append(
+            f"`{r}`: pruned and fine-tuned in PyTorch {ms(pt.get(stat))} against the baseline's "
+            f"{ms(pb.get(stat))}{study('67.79 against 67.35 ms')}; INT8 ONNX {ms(q.get(stat))} against the "
+            f"FP32 ONNX baseline's {ms(ob.get(stat))}, **{times(q.get('speedup_vs_onnx_fp32'))}**"
+            f"{study('78.73 against 53.63 ms, slower')}. Compressed / uncompressed size: "
+            f"{percent(ob.get('zip_ratio'))} (FP32 baseline), {percent(fp.get('zip_ratio'))} (FP32 pruned), "
+            f"{percent(q.get('zip_ratio'))} (INT8){study('85.39%, 71.57%, 61.32%')}; the INT8 file compresses "
+            f"to **{percent(q.get('size_reduction'))} less** than the FP32 baseline's{study('80.00% less')}.")
+    return body, {"benchmark"}
+
+
+def classifier(m: dict):
+    conv, pruned, tuned, bench = (m.get("convert_tf"), under(m, "classifier_prune"),
+                                  under(m, "classifier_finetune"), under(m, "classifier_benchmark"))
+    if not (conv or pruned or tuned or bench):
+        return [], set()
+    body = []
+    if conv:
+        same = [v.get("same_class_percent") for v in (conv.get("parity") or {}).values()]
+        body.append(f"The TensorFlow classifier, converted to ONNX and to PyTorch ({num(conv.get('params'))} "
+                    f"parameters, {num(conv.get('trainable_params'))} of them trainable), classifies "
+                    f"**{percent(conv.get('accuracy'))}** of the val poses correctly{study('61.24%')}; the three "
+                    f"agree on {percent(min(same)) if same else DASH} of the predicted classes.")
+    recipes = sorted(set(pruned) | set(tuned) | set(bench))
+    rows = []
+    for r in recipes:
+        p, f, b = pruned.get(r, {}), tuned.get(r, {}), bench.get(r, {})
+        rows.append([f"`{r}`", f"{num(p.get('pruned_params'))} of {num(p.get('total_params'))}",
+                     pct(p.get("prune_ratio")), percent(p.get("accuracy")), percent(f.get("accuracy")),
+                     pct(f.get("prune_ratio")), num(f.get("params")), times(b.get("speedup"))])
+    if rows:
+        quote = study("2,185,495 of 5,784,828 weights, 37.78%; 61.24% → 50.37% → 61.61%, ratio unchanged")
+        body.append(f"Pruned, then fine-tuned with the masks kept{quote}:")
+        body.append(table(["recipe", "weights pruned", "ratio", "accuracy pruned", "accuracy fine-tuned",
+                           "ratio fine-tuned", "params", "speed-up (batch 1)"], rows))
+    used = {"convert_tf"} if conv else set()
+    return body, used | {f"classifier_prune/{r}" for r in pruned} | {f"classifier_finetune/{r}" for r in tuned} \
+        | {f"classifier_benchmark/{r}" for r in bench}
+
+
+def system(m: dict):
+    s = m.get("system_eval")
+    pairs = {k: v for k, v in (s or {}).items() if isinstance(v, dict)}
+    if not pairs:
+        return [], set()
+    rows = [[f"`{k}`", pct(v.get("recall")), pct(v.get("activity_acc_all")), pct(v.get("activity_acc_matched")),
+             ms(v.get("latency_ms_mean")), times(v.get("speedup"))] for k, v in pairs.items()]
+    return [table(["pair", "people found", "activity accuracy (all people)", "(matched people)",
+                   "latency / image", "speed-up"], rows)], {"system_eval"}
+
+
+def other(m: dict, used: set) -> str:
+    """Every metrics file no section used, flattened, so that no figure goes unreported."""
+    rows = [[f"`{k}`", key, num(value) if isinstance(value, (int, float)) else str(value)]
+            for k in sorted(set(m) - used) for key, value in flatten(m[k]).items()
+            if not isinstance(value, list)]
+    return table(["metrics file", "key", "value"], rows) if rows else ""
+
+
+def study_comparison(m: dict) -> dict:
+    """Pose mAP50-95 at each step of the study's method, the study's and ours (the `reference`
+    recipe, else the first one; None where this run has no such step)."""
+    recipes = sorted(under(m, "prune")) or sorted(under(m, "finetune"))
+    r = "reference" if "reference" in recipes else (recipes[0] if recipes else None)
+    ours = [m.get(key, {}).get(MAP[1]) for key in ("eval_baseline", f"prune/{r}", f"finetune/{r}", f"quantize/{r}")]
+    return {"study": [STUDY["map50_95"], STUDY["pruned_map50_95"], STUDY["finetuned_map50_95"],
+                      STUDY["quantized_map50_95"]],
+            f"this run ({r or 'baseline only'})": ours}

@@ -1,0 +1,86 @@
+"""benchmark on a handful of images: every variant of the baseline and one recipe, every key."""
+import csv
+import json
+import shutil
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run
+from tests.test_export_quantize import DYNAMIC, STATIC, export_stage, quantize_stage
+
+KEYS = {"kind", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_min", "speedup_vs_onnx_fp32",
+        "speedup_vs_pytorch", "size_bytes", "zip_bytes", "zip_ratio", "size_reduction", "pose_map50",
+        "pose_map50_95"}
+BENCH = {"images": 3, "warmup": 1, "threads": 1, "statistic": "min"}
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory, tiny_data, tiny_yolo):
+    """The stage outputs the benchmark reads: baseline + recipe `tiny` (the tiny model again,
+    quantized dynamically), as export_onnx and quantize write them."""
+    root = tmp_path_factory.mktemp("bench")
+    data = tiny_data / "pose" / "pose.yaml"
+    _, onnx_file, export_metrics = export_stage(root / "export", tiny_yolo, data)
+    for d in ("finetune/tiny", "onnx", "export_metrics", "int8", "quantize_metrics"):
+        (root / d).mkdir(parents=True)
+    shutil.copy(tiny_yolo, root / "finetune" / "tiny" / "model.pt")
+    for name in ("baseline", "tiny"):
+        shutil.copy(onnx_file, root / "onnx" / f"{name}.onnx")
+        shutil.copy(export_metrics, root / "export_metrics" / f"{name}.json")
+    for name, settings in (("baseline", STATIC), ("tiny", DYNAMIC)):
+        _, out, metrics = quantize_stage(root / "q", root / "onnx" / f"{name}.onnx", data, settings,
+                                         recipe=None if name == "baseline" else name)
+        shutil.copy(out, root / "int8" / f"{name}.onnx")
+        shutil.copy(metrics, root / "quantize_metrics" / f"{name}.json")
+    return root
+
+
+def bench(root, out, data, tiny_yolo, params, check=True):
+    (out / "params.yaml").write_text(yaml.safe_dump(params))
+    metrics, plot = out / "metrics" / "benchmark.json", out / "plots" / "variants.csv"
+    res = run([sys.executable, "-m", "stages.benchmark", "--baseline", str(tiny_yolo),
+               "--finetune-dir", str(root / "finetune"), "--onnx-dir", str(root / "onnx"),
+               "--int8-dir", str(root / "int8"), "--export-metrics", str(root / "export_metrics"),
+               "--quantize-metrics", str(root / "quantize_metrics"), "--data", str(data),
+               "--metrics", str(metrics), "--plot", str(plot), "--params", str(out / "params.yaml")],
+              ROOT, check=check)
+    return res, metrics, plot
+
+
+def test_benchmark_writes_every_variant_and_key(tmp_path, layout, tiny_data, tiny_yolo):
+    res, metrics, plot = bench(layout, tmp_path, tiny_data / "pose" / "pose.yaml", tiny_yolo,
+                               {"benchmark": BENCH, "recipes": {"tiny": {}}})
+    m = json.loads(metrics.read_text())
+    assert m["images"] == 3 and m["imgsz"] == [64, 64] and m["statistic"] == "min"
+    names = {f"{kind}_{model}" for kind in ("pytorch", "onnx", "int8") for model in ("baseline", "tiny")}
+    assert set(m["variants"]) == names
+    for name, r in m["variants"].items():
+        assert set(r) == KEYS, name
+        assert 0 < r["latency_ms_min"] <= r["latency_ms_p50"] <= r["latency_ms_p90"]
+        assert 0 < r["zip_bytes"] < r["size_bytes"] and r["zip_ratio"] == pytest.approx(
+            100 * r["zip_bytes"] / r["size_bytes"], rel=1e-3)
+        assert 0 <= r["pose_map50_95"] <= r["pose_map50"] <= 1
+    base = m["variants"]["onnx_baseline"]
+    assert base["speedup_vs_onnx_fp32"] == 1 and base["size_reduction"] == 0
+    assert m["variants"]["pytorch_baseline"]["speedup_vs_pytorch"] == 1
+    int8 = m["variants"]["int8_baseline"]
+    assert int8["size_reduction"] == pytest.approx(100 * (1 - int8["zip_bytes"] / base["zip_bytes"]), abs=1e-3)
+    assert int8["speedup_vs_onnx_fp32"] == pytest.approx(base["latency_ms_min"] / int8["latency_ms_min"], rel=1e-3)
+    rows = list(csv.DictReader(plot.open()))
+    assert {r["variant"] for r in rows} == names
+    assert all(float(r["latency_ms_min"]) > 0 and r["pose_map50_95"] for r in rows)
+    assert "benchmark" in res.stderr  # the progress bar
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"benchmark": BENCH, "recipes": {"missing": {}}}, "missing/model.pt: not found"),
+    ({"benchmark": {**BENCH, "statistic": "max"}}, "parameter benchmark.statistic: 'max' is not one of"),
+    ({"benchmark": {**BENCH, "threads": 0}}, "parameter benchmark.threads: 0 is below 1"),
+])
+def test_benchmark_bad_input_stops_before_work(tmp_path, layout, tiny_data, tiny_yolo, params, message):
+    res, metrics, plot = bench(layout, tmp_path, tiny_data / "pose" / "pose.yaml", tiny_yolo, params, check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and message in lines[0], res.stderr
+    assert not metrics.exists() and not plot.exists()

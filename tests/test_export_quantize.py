@@ -1,0 +1,205 @@
+"""export_onnx and quantize on a tiny model at 64 px: export -> check -> quantize (both modes) ->
+validate the ONNX file; Conv counts against the graph; the head found from the graph; bad input."""
+import json
+import shutil
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run
+
+EXPORT = {"imgsz": [64, 64], "opset": 17, "simplify": True, "tolerance": 0.01, "check_images": 2}
+STATIC = {"mode": "static", "calibrate_method": "MinMax", "calibration_images": 4, "per_channel": True,
+          "activation_type": "QUInt8", "weight_type": "QInt8", "keep_float": "head"}
+DYNAMIC = {"mode": "dynamic", "weight_type": "QUInt8", "per_channel": False, "keep_float": "none"}
+ACCURACY = ("pose_map50", "pose_map50_95", "box_map50", "box_map50_95")
+
+
+def params_file(folder, **sections):
+    path = folder / "params.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def export_stage(folder, model, data, export=None, check=True):
+    out, metrics = folder / "onnx" / "baseline.onnx", folder / "metrics" / "export.json"
+    res = run([sys.executable, "-m", "stages.export_onnx", "--model", str(model), "--data", str(data),
+               "--out", str(out), "--metrics", str(metrics),
+               "--params", str(params_file(folder, export_onnx=export or EXPORT))], ROOT, check=check)
+    return res, out, metrics
+
+
+def quantize_stage(folder, model, data, settings, recipe=None, check=True):
+    name = recipe or "baseline"
+    out, metrics = folder / "int8" / f"{name}.onnx", folder / "metrics" / f"{name}.json"
+    sections = {"recipes": {recipe: {"quantize": settings}}} if recipe else {"quantize_baseline": settings}
+    cmd = [sys.executable, "-m", "stages.quantize", "--model", str(model), "--data", str(data), "--out", str(out),
+           "--metrics", str(metrics), "--params", str(params_file(folder, **sections))]
+    res = run(cmd + (["--recipe", recipe] if recipe else []), ROOT, check=check)
+    return res, out, metrics
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_data, tiny_yolo):
+    """The tiny model exported by the stage: (onnx path, metrics)."""
+    folder = tmp_path_factory.mktemp("export")
+    _, out, metrics = export_stage(folder, tiny_yolo, tiny_data / "pose" / "pose.yaml")
+    return out, json.loads(metrics.read_text())
+
+
+def test_export_passes_checker_and_matches_pytorch(exported):
+    path, m = exported
+    onnx.checker.check_model(str(path), full_check=True)
+    dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 64, 64]
+    assert m["imgsz"] == [64, 64] and m["check_images"] == 2
+    assert 0 <= m["max_abs_diff"] <= m["tolerance"] == EXPORT["tolerance"]
+    assert all(0 <= m[k] <= 1 for k in ACCURACY) and m["size_bytes"] == path.stat().st_size
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (64, 96)])
+def test_tensors_are_the_validators(tiny_data, shape):
+    """The calibration / check / benchmark input equals what Ultralytics' val dataset yields."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    from stages.images import validator_tensor
+
+    data = check_det_dataset(str(tiny_data / "pose" / "pose.yaml"))
+    ds = build_yolo_dataset(get_cfg(overrides={"imgsz": list(shape), "task": "pose"}), data["val"], 1, data,
+                            mode="val", stride=32)
+    for i in (0, len(ds) - 1):
+        ours = validator_tensor(ds.im_files[i], shape)
+        theirs = ds[i]["img"].numpy()[None].astype(np.float32) / 255
+        assert ours.shape == theirs.shape == (1, 3, *shape)
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_head_nodes_found_from_graph(exported):
+    from stages.onnx_graph import float_nodes, last_module
+
+    graph = onnx.load(str(exported[0])).graph
+    prefix = last_module(graph)
+    ops = {n.name: n.op_type for n in graph.node}
+    head = float_nodes(graph, "head")
+    decoding = float_nodes(graph, "head_decoding")
+    assert float_nodes(graph, "none") == []
+    assert set(decoding) < set(head)
+    assert all(n.startswith(prefix) and ops[n] != "Conv" for n in head)
+    producer = next(n.name for n in graph.node if graph.output[0].name in n.output)
+    assert producer in decoding
+    assert any(ops[n] == "Softmax" for n in decoding)  # the DFL's
+    assert not any(ops[n] in ("Sigmoid", "Mul") and ops[n.rsplit("/", 2)[0] + "/conv/Conv"] == "Conv"
+                   for n in decoding if n.rsplit("/", 2)[0] + "/conv/Conv" in ops)  # no SiLU after a Conv
+
+
+def convs_on_dequantized(graph):
+    dq = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    return [n for n in graph.node if n.op_type == "Conv" and n.input[1] in dq]
+
+
+def quantized_tensors(graph):
+    return [n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"]
+
+
+def qdq_readers(graph, tensor):
+    """Nodes reading `tensor` through a QuantizeLinear -> DequantizeLinear pair."""
+    q_out = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor}
+    dq_out = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q_out}
+    return [n for n in graph.node if set(n.input) & dq_out]
+
+
+def test_static_quantization_counts_and_validates(tmp_path, tiny_data, exported):
+    from stages.onnx_graph import float_nodes
+
+    src, _ = exported
+    _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", STATIC)
+    m = json.loads(metrics.read_text())
+    onnx.checker.check_model(str(out), full_check=True)
+    fp32, q = onnx.load(str(src)).graph, onnx.load(str(out)).graph
+    assert m["mode"] == "static" and m["calibration_images"] == 4
+    assert m["conv_total"] == sum(n.op_type == "Conv" for n in fp32.node)
+    assert m["conv_quantized"] == len(convs_on_dequantized(q)) > 0
+    # QDQ keeps node names. A node kept in float has its output quantized only where a quantized
+    # Conv reads it; the graph output stays float, straight from the head's own node.
+    head = float_nodes(fp32, "head")
+    assert m["nodes_kept_float"] == len(head) > 0
+    for name in head:
+        for o in next(n.output for n in q.node if n.name == name):
+            assert {n.op_type for n in qdq_readers(q, o)} <= {"Conv"}, (name, o)
+    producer = next(n for n in q.node if q.output[0].name in n.output)
+    assert producer.name in head and producer.op_type != "DequantizeLinear"
+    assert any(n.op_type != "Conv" for o in quantized_tensors(q) for n in qdq_readers(q, o))  # SiLUs etc.
+    assert all(0 <= m[k] <= 1 for k in ACCURACY)
+    assert {p.key: p.value for p in onnx.load(str(out)).metadata_props}["task"] == "pose"
+
+
+def test_dynamic_quantization_counts_and_validates(tmp_path, tiny_data, exported):
+    src, _ = exported
+    _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", DYNAMIC, recipe="study")
+    m = json.loads(metrics.read_text())
+    q = onnx.load(str(out)).graph
+    assert m["mode"] == "dynamic" and m["nodes_kept_float"] == 0 and m["calibration_images"] == 0
+    assert m["conv_quantized"] == sum(n.op_type == "ConvInteger" for n in q.node) > 0
+    assert m["conv_quantized"] <= m["conv_total"]
+    assert all(0 <= m[k] <= 1 for k in ACCURACY)
+
+
+def broken_onnx(tmp_path, src, data):
+    model = onnx.load(str(src))
+    model.graph.node[0].input[0] = "no_such_tensor"
+    onnx.save(model, str(tmp_path / "broken.onnx"))
+    return tmp_path / "broken.onnx", data
+
+
+def junk_onnx(tmp_path, src, data):
+    (tmp_path / "junk.onnx").write_bytes(b"not an onnx model")
+    return tmp_path / "junk.onnx", data
+
+
+def dataset_with_train(tmp_path, src, data, images):
+    root = tmp_path / "pose"
+    shutil.copytree(data.parent, root, ignore=shutil.ignore_patterns("train*", "*.cache"))
+    (root / "images" / "train").mkdir(exist_ok=True)
+    for name, content in images.items():
+        (root / "images" / "train" / name).write_bytes(content)
+    return src, root / "pose.yaml"
+
+
+@pytest.mark.parametrize("make, settings, message", [
+    (broken_onnx, STATIC, "fails the ONNX checker"),
+    (junk_onnx, STATIC, "fails the ONNX checker"),
+    (lambda t, s, d: dataset_with_train(t, s, d, {}), STATIC, "no train images"),
+    (lambda t, s, d: dataset_with_train(t, s, d, {"a.jpg": b"not a jpeg"}), STATIC, "a.jpg: unreadable"),
+    (None, {**STATIC, "mode": "float16"}, "parameter quantize_baseline.mode: 'float16' is not one of"),
+    (None, {**STATIC, "activation_type": "QInt4"}, "parameter quantize_baseline.activation_type: 'QInt4'"),
+    (None, {**STATIC, "calibrate_method": "Guess"}, "parameter quantize_baseline.calibrate_method"),
+    (None, {**STATIC, "calibration_images": 0}, "parameter quantize_baseline.calibration_images: 0 is below 1"),
+    (None, {**DYNAMIC, "keep_float": "tail"}, "parameter quantize_baseline.keep_float: 'tail'"),
+])
+def test_quantize_bad_input_stops_before_work(tmp_path, tiny_data, exported, make, settings, message):
+    model, data = exported[0], tiny_data / "pose" / "pose.yaml"
+    if make:
+        model, data = make(tmp_path, model, data)
+    res, out, metrics = quantize_stage(tmp_path, model, data, settings, check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0]
+    assert not out.parent.exists() and not metrics.exists()
+
+
+@pytest.mark.parametrize("export, message", [
+    ({**EXPORT, "imgsz": [64, 50]}, "parameter export_onnx.imgsz"),
+    ({**EXPORT, "opset": 3}, "parameter export_onnx.opset: 3 is below 11"),
+    ({**EXPORT, "simplify": "yes"}, "parameter export_onnx.simplify: expected bool"),
+])
+def test_export_bad_input_stops_before_work(tmp_path, tiny_data, tiny_yolo, export, message):
+    res, out, metrics = export_stage(tmp_path, tiny_yolo, tiny_data / "pose" / "pose.yaml", export, check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and message in lines[0], res.stderr
+    assert not out.parent.exists() and not metrics.exists()

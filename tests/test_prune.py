@@ -1,0 +1,180 @@
+"""prune and finetune stages on the tiny YOLO pose model: round trips through the saved files,
+sparsity kept exactly through fine-tuning, the pruned model through Ultralytics' ONNX exporter."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from stages.pruning import C2fTwoConv, read_checkpoint, rewrite_c2f, save_checkpoint, sparsity
+from stages.yolo_models import count_params, gflops, load_pose_model
+from tests.conftest import ROOT, TINY_PARAMS, merged, run
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory):
+    """The project's recipes with the tests' tiny sizes, as the e2e test's clones get them."""
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(TINY_PARAMS.read_text()))
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pruned(tiny_data, tiny_yolo, params_file, tmp_path_factory):
+    """{recipe: (checkpoint, metrics)} for the shipped recipes, pruned by the stage's functions."""
+    from stages import prune
+
+    out = tmp_path_factory.mktemp("pruned")
+    result = {}
+    for recipe in ("reference", "fast"):
+        p = prune.read_params(params_file, recipe)
+        path = out / recipe / "model.pt"
+        result[recipe] = path, prune.prune_and_measure(tiny_yolo, tiny_data / "pose" / "pose.yaml", path, p)
+    return result
+
+
+def test_unstructured_round_trip(pruned, tiny_yolo, tiny_data):
+    path, metrics = pruned["reference"]
+    model = load_pose_model(path)
+    layers = read_checkpoint(path)["pruning"]["layers"]
+    state = model.model.state_dict()
+    assert not any(k.endswith(("_orig", "_mask")) for k in state)  # zeros made permanent, no prune hooks
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    counts = sparsity(model.model, layers)
+    assert counts["pruned_params"] == metrics["pruned_params"]
+    assert counts["prune_ratio"] == pytest.approx(0.223, abs=0.005)  # the shipped amount, per layer
+    assert 0 < counts["model_prune_ratio"] < counts["prune_ratio"]
+    assert count_params(model) == count_params(load_pose_model(tiny_yolo))  # same shape, only zeros
+    m = model.val(data=str(tiny_data / "pose" / "pose.yaml"), imgsz=64, batch=4, workers=0, plots=False,
+                  device="cpu", verbose=False)
+    assert 0 <= m.pose.map <= m.pose.map50 <= 1
+
+
+def test_c2f_rewrite_keeps_outputs(tiny_yolo):
+    model = load_pose_model(tiny_yolo).model.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)[0]
+        assert rewrite_c2f(model) > 0
+        after = model(x)[0]
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-5)
+
+
+def test_structured_round_trip(pruned, tiny_yolo, tiny_data):
+    path, metrics = pruned["fast"]
+    model = load_pose_model(path)
+    base = load_pose_model(tiny_yolo)
+    assert any(isinstance(m, C2fTwoConv) for m in model.model.modules())
+    assert metrics["params"] == count_params(model) < count_params(base)
+    assert gflops(model, 64) < gflops(base, 64)
+    assert metrics["gflops_reduction"] > 0
+    head, base_head = model.model.model[-1], base.model.model[-1]  # the Pose head keeps its outputs
+    assert [c[-1].out_channels for c in head.cv4] == [c[-1].out_channels for c in base_head.cv4]
+    m = model.val(data=str(tiny_data / "pose" / "pose.yaml"), imgsz=64, batch=4, workers=0, plots=False,
+                  device="cpu", verbose=False)
+    assert 0 <= m.pose.map <= m.pose.map50 <= 1
+
+
+def count_params_of(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _finetune_params(params_file, recipe, **overrides):
+    from stages import finetune
+
+    return {**finetune.read_params(params_file, recipe), **overrides}
+
+
+def test_finetune_keeps_unstructured_sparsity_exactly(pruned, tiny_data, tmp_path, params_file):
+    from stages.finetune import finetune_and_measure
+
+    path, before = pruned["reference"]
+    # a learning rate that moves the weights, and no frozen layers, so zeros would not survive by accident
+    p = _finetune_params(params_file, "reference", lr0=0.05, momentum=0.9, freeze=None)
+    out = tmp_path / "tuned.pt"
+    metrics = finetune_and_measure(path, tiny_data / "pose" / "pose.yaml", out, tmp_path / "curves.csv", p)
+    assert metrics["pruned_params"] == before["pruned_params"]
+    assert metrics["prune_ratio"] == metrics["prune_ratio_before"] == before["prune_ratio"]
+    layers = read_checkpoint(path)["pruning"]["layers"]
+    old = dict(load_pose_model(path).model.named_modules())
+    new = dict(load_pose_model(out).model.named_modules())
+    moved = 0
+    for n in layers:
+        assert torch.equal(new[n].weight == 0, old[n].weight == 0), n  # the same weights are zero
+        moved += int((new[n].weight != old[n].weight).sum())
+    assert moved > 0  # fine-tuning did change the remaining weights
+    curves = (tmp_path / "curves.csv").read_text().splitlines()
+    assert curves[0].startswith("epoch,") and len(curves) == 1 + p["epochs"]
+
+
+def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(pruned, tiny_data, tmp_path,
+                                                                             params_file):
+    import onnxruntime as ort
+    from stages.finetune import finetune
+
+    path, before = pruned["fast"]
+    p = _finetune_params(params_file, "fast")
+    module, _, args = finetune(path, tiny_data / "pose" / "pose.yaml", p, [], tmp_path / "runs")
+    assert count_params_of(module) == before["params"]  # the pruned module itself, not one rebuilt from YAML
+    out = tmp_path / "tuned.pt"
+    save_checkpoint(module, out, {"train_args": args}, {"method": "channel"})
+    loaded = load_pose_model(out)
+    for k, v in module.state_dict().items():  # float32 as trained, not Ultralytics' half precision
+        assert torch.equal(loaded.model.state_dict()[k], v), k
+    onnx_path = loaded.export(format="onnx", imgsz=64, device="cpu", simplify=False)
+    x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        want = load_pose_model(out).model.eval()(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+
+
+def _bad_params(params_file, tmp_path, recipe, stage, **changes):
+    params = yaml.safe_load(params_file.read_text())
+    params["recipes"][recipe][stage].update(changes)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.parametrize("recipe, changes, named", [
+    ("reference", {"amount": 1.0}, "recipes.reference.prune.amount"),
+    ("fast", {"ratio": -0.1}, "recipes.fast.prune.ratio"),
+    ("fast", {"criterion": "entropy"}, "recipes.fast.prune.criterion"),
+    ("reference", {"method": "magic"}, "recipes.reference.prune.method"),
+])
+def test_prune_rejects_bad_params(params_file, tmp_path, tiny_yolo, tiny_data, recipe, changes, named):
+    bad = _bad_params(params_file, tmp_path, recipe, "prune", **changes)
+    out = tmp_path / "out" / "model.pt"
+    res = run([sys.executable, "-m", "stages.prune", "--recipe", recipe, "--model", str(tiny_yolo),
+               "--data", str(tiny_data / "pose" / "pose.yaml"), "--out", str(out),
+               "--metrics", str(tmp_path / "m.json"), "--params", str(bad)], ROOT, check=False)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and named in res.stderr
+    assert not out.exists() and not (tmp_path / "m.json").exists()
+
+
+def test_stages_reject_a_model_that_is_not_pose(params_file, tmp_path, tiny_data):
+    from ultralytics import YOLO
+
+    detect = tmp_path / "detect.pt"
+    YOLO("yolov8n.yaml").save(str(detect))
+    for stage in ("prune", "finetune"):
+        res = run([sys.executable, "-m", f"stages.{stage}", "--recipe", "fast", "--model", str(detect),
+                   "--data", str(tiny_data / "pose" / "pose.yaml"), "--out", str(tmp_path / "o.pt"),
+                   "--metrics", str(tmp_path / "m.json"), "--params", str(params_file)], ROOT, check=False)
+        assert res.returncode == 2 and "not a pose model" in res.stderr, res.stderr
+        assert res.stderr.strip().count("\n") == 0
+
+
+def test_finetune_rejects_unknown_train_argument(params_file, tmp_path):
+    from stages.checks import InputError
+    from stages.finetune import read_params
+
+    with pytest.raises(InputError, match="recipes.fast.finetune"):
+        read_params(_bad_params(params_file, tmp_path, "fast", "finetune", learning_rate=0.1), "fast")
+    with pytest.raises(InputError, match="recipes.fast.finetune.data"):
+        read_params(_bad_params(params_file, tmp_path, "fast", "finetune", data="x.yaml"), "fast")
