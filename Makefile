@@ -24,8 +24,8 @@ data: $(STAMP)
 repro: data
 	dvc repro
 	@echo
-	@dvc metrics show
-	@echo "metrics: metrics/ (dvc metrics show / dvc metrics diff <rev>)"
+	@echo "metrics: metrics/*.json (dvc metrics show, dvc metrics diff <rev>)"
+	@echo "report:  report/report.md (figures in report/figures/)"
 
 test: $(STAMP)
 	python -m pytest -q tests
