@@ -46,6 +46,14 @@ def tiny_classifier(tiny_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def activity(tiny_data):
+    """The tiny activity dataset as the classifier stages load it."""
+    from stages.classifier_models import load_activity
+
+    return load_activity(tiny_data / "activity")
+
+
+@pytest.fixture(scope="session")
 def tiny_inputs(tiny_data, tiny_yolo, tiny_classifier) -> Path:
     """The complete tiny data/ folder: dataset and both baseline models."""
     return tiny_data

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 import stages.tf_conversion  # noqa: F401  (onnx2torch before TensorFlow, see there)
-from stages.classifier_models import (accuracy, load_activity, load_model, outputs_are_probabilities, predict,
+from stages.classifier_models import (accuracy, load_model, outputs_are_probabilities, predict,
                                       prunable)
 from stages.checks import InputError
 from stages.classifier_prune import read_params
@@ -31,13 +31,13 @@ def stage(name, *args, params, check=True):
 
 
 @pytest.fixture(scope="session")
-def track(tmp_path_factory, tiny_data, keras_classifier):
+def track(tmp_path_factory, tiny_data, tiny_classifier):
     """Every stage of the track run once per recipe on the tiny classifier; the folder of outputs."""
     out = tmp_path_factory.mktemp("classifier_track")
     params = out / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS))
     data = tiny_data / "activity"
-    stage("convert_tf", "--model", keras_classifier, "--data", data,
+    stage("convert_tf", "--model", tiny_classifier, "--data", data,
           "--onnx", out / "classifier.onnx", "--torch", out / "classifier.pt", "--metrics", out / "convert_tf.json",
           "--confusion", out / "original.csv", params=params)
     for r in RECIPES:
@@ -51,18 +51,6 @@ def track(tmp_path_factory, tiny_data, keras_classifier):
               "--model", out / r / "final.onnx", "--data", data, "--metrics", out / r / "benchmark.json",
               params=params)
     return out
-
-
-@pytest.fixture(scope="session")
-def keras_classifier(tiny_data, request):
-    """The tiny_classifier fixture's .keras file (its trainer expects data/models/ to exist)."""
-    (tiny_data / "models").mkdir(exist_ok=True)
-    return request.getfixturevalue("tiny_classifier")
-
-
-@pytest.fixture(scope="session")
-def activity(tiny_data):
-    return load_activity(tiny_data / "activity")
 
 
 def metrics(path):

@@ -13,7 +13,7 @@ import yaml
 from torch.nn.utils import prune
 
 from stages.checks import InputError
-from stages.classifier_models import load_activity, outputs_are_probabilities, predict
+from stages.classifier_models import outputs_are_probabilities, predict
 from stages.classifier_pruning import prune_neurons
 from stages.convert_tf import onnx_predict
 # stages.tf_conversion imports onnx2torch before TensorFlow (see there)
@@ -52,18 +52,6 @@ def _logits(keras, n, k):  # no softmax at the end: the outputs are logits
 
 ARCHITECTURES = {"mlp_bn_dropout": _mlp, "conv1d_pool_flatten": _conv1d, "conv2d_global_pool": _conv2d,
                  "mlp_logits": _logits}
-
-
-@pytest.fixture(scope="session")
-def keras_classifier(tiny_data, request):
-    """The tiny_classifier fixture's .keras file (its trainer expects data/models/ to exist)."""
-    (tiny_data / "models").mkdir(exist_ok=True)
-    return request.getfixturevalue("tiny_classifier")
-
-
-@pytest.fixture(scope="session")
-def activity(tiny_data):
-    return load_activity(tiny_data / "activity")
 
 
 @pytest.fixture(scope="session")
@@ -208,9 +196,9 @@ def _not_a_model(tmp_path, data):
     (_not_a_model, "not a .keras file or SavedModel directory"),
     (_labels_outside, "label 25 is outside the 20 classes"),
 ])
-def test_bad_input_stops_with_one_line(make, message, tmp_path, tiny_data, keras_classifier):
+def test_bad_input_stops_with_one_line(make, message, tmp_path, tiny_data, tiny_classifier):
     model, data = make(tmp_path, tiny_data / "activity")
-    model = model or keras_classifier
+    model = model or tiny_classifier
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"convert_tf": {"opset": 17, "tolerance": 1e-4}}))
     out = tmp_path / "out"
