@@ -38,15 +38,17 @@ def existing_file(path, what: str) -> Path:
 
 
 def load_params(path, section: str) -> dict:
-    """One section of params.yaml."""
+    """One section of params.yaml; a dotted name reaches into nested ones ("recipes.fast.prune")."""
     p = existing_file(path, "params file")
     try:
-        params = yaml.safe_load(p.read_text()) or {}
+        node = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise InputError(f"params file {p}: not valid YAML ({e.__class__.__name__})") from None
-    if not isinstance(params.get(section), dict):
+    for key in section.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
         raise InputError(f"params file {p}: no '{section}' section")
-    return params[section]
+    return node
 
 
 def param(section: dict, key: str, kind: type, name: str, low=None, high=None,

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from stages.checks import InputError, load_params, param, run_stage
+from stages.checks import load_params, param, run_stage
 from stages.classifier_models import (accuracy, check_fits, load_activity, load_model, outputs_are_probabilities,
                                       per_class, predict, save_model, write_confusion_csv)
 from stages.classifier_pruning import accounting, finetune
@@ -29,10 +29,8 @@ from stages.outputs import atomic_path, write_json
 
 def read_params(path, recipe: str) -> dict:
     """classifier_recipes.<recipe>.finetune, checked."""
-    recipes = load_params(path, "classifier_recipes")
-    if not isinstance(recipes.get(recipe), dict) or not isinstance(recipes[recipe].get("finetune"), dict):
-        raise InputError(f"params file {path}: no 'classifier_recipes.{recipe}.finetune' section")
-    s, name = recipes[recipe]["finetune"], f"classifier_recipes.{recipe}.finetune"
+    name = f"classifier_recipes.{recipe}.finetune"
+    s = load_params(path, name)
     return {"lr": param(s, "lr", float, f"{name}.lr", 0.0, 1.0, high_open=True),
             "epochs": param(s, "epochs", int, f"{name}.epochs", 0, 1000),
             "batch": param(s, "batch", int, f"{name}.batch", 1, 65536),

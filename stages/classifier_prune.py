@@ -22,10 +22,8 @@ METHODS = ("l1_unstructured", "structured")
 
 def read_params(path, recipe: str) -> dict:
     """classifier_recipes.<recipe>.prune, checked."""
-    recipes = load_params(path, "classifier_recipes")
-    if not isinstance(recipes.get(recipe), dict) or not isinstance(recipes[recipe].get("prune"), dict):
-        raise InputError(f"params file {path}: no 'classifier_recipes.{recipe}.prune' section")
-    s, name = recipes[recipe]["prune"], f"classifier_recipes.{recipe}.prune"
+    name = f"classifier_recipes.{recipe}.prune"
+    s = load_params(path, name)
     p = {"method": param(s, "method", str, f"{name}.method", choices=METHODS),
          "amount": param(s, "amount", float, f"{name}.amount", 0.0, 1.0, high_open=True)}
     if p["method"] == "l1_unstructured":

@@ -31,10 +31,8 @@ def read_params(path, recipe: str) -> dict:
     """recipes.<recipe>.finetune as Ultralytics train arguments, checked by Ultralytics' config check."""
     from ultralytics.cfg import DEFAULT_CFG, get_cfg
 
-    recipes = load_params(path, "recipes")
-    if not isinstance(recipes.get(recipe), dict) or not isinstance(recipes[recipe].get("finetune"), dict):
-        raise InputError(f"params file {path}: no 'recipes.{recipe}.finetune' section")
-    s, n = recipes[recipe]["finetune"], f"recipes.{recipe}.finetune"
+    n = f"recipes.{recipe}.finetune"
+    s = load_params(path, n)
     param(s, "epochs", int, f"{n}.epochs", 1, 10000)
     param(s, "imgsz", int, f"{n}.imgsz", 32, 4096)
     param(s, "batch", int, f"{n}.batch", 1, 1024)

@@ -22,10 +22,8 @@ from stages.yolo_models import count_params, gflops, load_pose_model, validate
 
 def read_params(path, recipe: str) -> dict:
     """recipes.<recipe>.prune, checked; only the keys its method uses are required."""
-    recipes = load_params(path, "recipes")
-    if not isinstance(recipes.get(recipe), dict) or not isinstance(recipes[recipe].get("prune"), dict):
-        raise InputError(f"params file {path}: no 'recipes.{recipe}.prune' section")
-    s, n = recipes[recipe]["prune"], f"recipes.{recipe}.prune"
+    n = f"recipes.{recipe}.prune"
+    s = load_params(path, n)
     p = {"method": param(s, "method", str, f"{n}.method", choices=METHODS),
          "imgsz": param(s, "imgsz", int, f"{n}.imgsz", 32, 4096),
          "batch": param(s, "batch", int, f"{n}.batch", 1, 1024)}

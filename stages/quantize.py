@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from stages.calibration import ImageCalibrationReader
-from stages.checks import InputError, dataset_images, load_params, param, pose_dataset_yaml, run_stage
+from stages.checks import dataset_images, load_params, param, pose_dataset_yaml, run_stage
 from stages.export_onnx import check_onnx
 from stages.images import onnx_input_shape, readable_images, spread
 from stages.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes
@@ -27,13 +27,8 @@ METHODS = ("MinMax", "Entropy", "Percentile", "Distribution")
 
 def read_params(path, recipe=None) -> dict:
     """The recipe's quantize sub-section (or the `quantize_baseline` section), checked."""
-    if recipe is None:
-        s, name = load_params(path, "quantize_baseline"), "quantize_baseline"
-    else:
-        recipes = load_params(path, "recipes")
-        if not isinstance(recipes.get(recipe), dict) or not isinstance(recipes[recipe].get("quantize"), dict):
-            raise InputError(f"params file {path}: no 'recipes.{recipe}.quantize' section")
-        s, name = recipes[recipe]["quantize"], f"recipes.{recipe}.quantize"
+    name = "quantize_baseline" if recipe is None else f"recipes.{recipe}.quantize"
+    s = load_params(path, name)
     p = {"mode": param(s, "mode", str, f"{name}.mode", choices=("static", "dynamic")),
          "weight_type": param(s, "weight_type", str, f"{name}.weight_type", choices=("QInt8", "QUInt8")),
          "per_channel": param(s, "per_channel", bool, f"{name}.per_channel"),

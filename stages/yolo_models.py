@@ -1,6 +1,5 @@
 """Loading, sizing and validating Ultralytics YOLO pose models (PyTorch or ONNX files)."""
 import tempfile
-from pathlib import Path
 
 import stages  # noqa: F401  (Ultralytics offline before it is imported)
 from stages.checks import InputError, existing_file
