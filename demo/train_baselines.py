@@ -28,7 +28,9 @@ def train_yolo(data: Path, epochs: int, imgsz: int = 320, batch: int = 16, seed:
         model = YOLO(str(weights) if weights else "yolov8n-pose.yaml", task="pose")
         model.train(data=str((data / "pose" / "pose.yaml").resolve()), epochs=epochs, imgsz=imgsz,
                     batch=batch, workers=2, device="cpu", seed=seed, deterministic=True, amp=False,
-                    plots=False, project=runs, name="baseline", exist_ok=True, verbose=False)
+                    # no left-right flips: the demo people wear their left limbs darker than their
+                    # right ones, and a mirrored image would teach the opposite
+                    fliplr=0.0, plots=False, project=runs, name="baseline", exist_ok=True, verbose=False)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(Path(runs) / "baseline" / "weights" / "best.pt", out)
     return out
