@@ -11,6 +11,7 @@ Writes the study's accounting (total_params, pruned_params, prune_ratio) and the
 before and after pruning.
 """
 import argparse
+import copy
 
 from stages.checks import InputError, load_params, param, run_stage
 from stages.classifier_models import accuracy, check_fits, load_activity, load_model, predict, save_model
@@ -54,7 +55,8 @@ def main() -> None:
     a = ap.parse_args()
     p = read_params(a.params, a.recipe)
     data = load_activity(a.data)
-    original, model = load_model(a.model), load_model(a.model)
+    original = load_model(a.model)
+    model = copy.deepcopy(original)  # pruned in place; the original stays for the accounting
     baseline = accuracy(data["y_val"], check_fits(original, data, a.model).argmax(1))
     changes = prune_model(model, p)
     pruned = accuracy(data["y_val"], predict(model, data["x_val"]).argmax(1))

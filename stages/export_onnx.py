@@ -66,13 +66,14 @@ def check_onnx(path) -> None:
                          f"{str(e).splitlines()[0] if str(e) else ''})"[:300]) from None
 
 
-def max_abs_diff(model_path, onnx_path, images, imgsz) -> float:
-    """Largest absolute difference between the PyTorch and ONNX outputs over the images."""
+def max_abs_diff(model, onnx_path, images, imgsz) -> float:
+    """Largest absolute difference between a loaded YOLO model's outputs and the ONNX file's over the
+    images. The model is fused in place, as the exporter fuses it."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    net = load_pose_model(model_path).model.float().eval().fuse()  # fused as the exporter does
+    net = model.model.float().eval().fuse()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     worst = 0.0
@@ -98,11 +99,11 @@ def main() -> None:
     a = ap.parse_args()
     p = read_params(a.params)
     dataset = pose_dataset_yaml(a.data)
-    load_pose_model(a.model)
+    model = load_pose_model(a.model)  # a pose checkpoint, checked before any work
     images = readable_images(spread(dataset_images(dataset, "val"), p["check_images"]), f"dataset {dataset} val")
 
     export(a.model, a.out, p["imgsz"], p["opset"], p["simplify"])
-    diff = max_abs_diff(a.model, a.out, images, p["imgsz"])
+    diff = max_abs_diff(model, a.out, images, p["imgsz"])
     if diff > p["tolerance"]:
         Path(a.out).unlink()
         raise SystemExit(f"error: {a.out}: ONNX output differs from PyTorch's by {diff:.4g} "
