@@ -6,11 +6,14 @@
         --metrics metrics/benchmark.json --plot plots/benchmark/variants.csv
 
 Variants: pytorch_<m>, onnx_<m> (FP32) and int8_<m> for m = baseline and every recipe in
-params.yaml's `recipes`. All run at the ONNX export's input shape on benchmark.images val images
-(cycled when fewer), batch 1, benchmark.threads threads, after benchmark.warmup untimed calls.
+params.yaml's `recipes`. All run at benchmark.imgsz (the study's 480x640; ONNX files exported
+with a static shape must have that one) on benchmark.images val images (cycled when fewer),
+batch 1, benchmark.threads threads, after benchmark.warmup untimed calls.
 Rounds are round-robin (each image through every variant, order rotated each round), so load
 from other work on the host falls on all variants alike. Only the forward pass is timed; every
 variant gets the same preprocessed tensor. Speed-ups are ratios of benchmark.statistic.
+Accuracies are the export and quantize stages' own, at the size they validated at
+(`accuracy_imgsz`): a latency does not depend on what the image shows, a pose mAP does.
 """
 import argparse
 import io
@@ -18,8 +21,9 @@ import time
 import zipfile
 from pathlib import Path
 
-from stages.checks import InputError, dataset_images, existing_file, load_params, param, pose_dataset_yaml, run_stage
-from stages.images import onnx_input_shape, readable_images, validator_tensor
+from stages.checks import (InputError, dataset_images, existing_file, image_shape, load_params, param,
+                           pose_dataset_yaml, run_stage)
+from stages.images import onnx_input_shape, onnx_is_dynamic, readable_images, validator_tensor
 from stages.outputs import atomic_path, write_json
 
 STATISTICS = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}
@@ -30,7 +34,8 @@ CSV_COLUMNS = ("variant", "kind", "latency_ms_p50", "latency_ms_min", "latency_m
 def read_params(path) -> dict:
     """The benchmark section of params.yaml, checked, and the recipe names."""
     s = load_params(path, "benchmark")
-    p = {"images": param(s, "images", int, "benchmark.images", 1, 100000),
+    p = {"imgsz": image_shape(s, "imgsz", "benchmark.imgsz"),
+         "images": param(s, "images", int, "benchmark.images", 1, 100000),
          "warmup": param(s, "warmup", int, "benchmark.warmup", 0, 10000),
          "threads": param(s, "threads", int, "benchmark.threads", 1, 256),
          "statistic": param(s, "statistic", str, "benchmark.statistic", choices=tuple(STATISTICS))}
@@ -57,6 +62,24 @@ def variants(a, recipes) -> list:
         existing_file(model, f"model ({name})")
         existing_file(acc, f"metrics ({name})")
     return out
+
+
+def shapes(table, imgsz) -> tuple:
+    """(h, w) the variants are timed at, and (h, w) their accuracy was measured at (the export's).
+
+    InputError when a static-shape ONNX file cannot run at `imgsz`, or the files were exported at
+    different sizes (their accuracies would not compare)."""
+    timed = tuple(imgsz)
+    onnx_files = [model for _, kind, model, _ in table if kind != "pytorch"]
+    for model in onnx_files:
+        if not onnx_is_dynamic(model) and onnx_input_shape(model)[1] != timed:
+            raise InputError(f"model {model}: static input shape {list(onnx_input_shape(model)[1])} cannot run "
+                             f"at benchmark.imgsz {list(timed)}; export with export_onnx.dynamic: true, or set "
+                             f"benchmark.imgsz to export_onnx.imgsz")
+    exported = {onnx_input_shape(model)[1] for model in onnx_files}
+    if len(exported) != 1:
+        raise InputError(f"ONNX models exported at different sizes {sorted(exported)}: re-run export_onnx")
+    return timed, exported.pop()
 
 
 def runner(kind: str, path, threads: int):
@@ -166,15 +189,12 @@ def main() -> None:
     p = read_params(a.params)
     table = variants(a, p["recipes"])
     files = readable_images(dataset_images(pose_dataset_yaml(a.data), "val"), f"dataset {a.data} val")
-    shapes = {onnx_input_shape(model)[1] for _, kind, model, _ in table if kind != "pytorch"}
-    if len(shapes) != 1:
-        raise InputError(f"ONNX models in {a.onnx_dir} and {a.int8_dir} have different input shapes {sorted(shapes)}")
-    shape = shapes.pop()
-
+    shape, accuracy_shape = shapes(table, p["imgsz"])
     runners = {name: runner(kind, model, p["threads"]) for name, kind, model, _ in table}
     times = time_round_robin(runners, files, shape, p["images"], p["warmup"])
     rows = report(table, times, p["statistic"])
-    write_json(a.metrics, {"images": p["images"], "imgsz": list(shape), "threads": p["threads"],
+    write_json(a.metrics, {"images": p["images"], "imgsz": list(shape),
+                           "accuracy_imgsz": list(accuracy_shape), "threads": p["threads"],
                            "statistic": p["statistic"], "variants": rows})
     write_csv(a.plot, rows)
     for name, r in rows.items():

@@ -76,6 +76,18 @@ def param(section: dict, key: str, kind: type, name: str, low=None, high=None,
     return value
 
 
+def image_shape(section: dict, key: str, name: str) -> list:
+    """section[key] as [h, w] (one int means square), multiples of 32 in [32, 4096]."""
+    value = section.get(key)
+    shape = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not (isinstance(shape, list) and len(shape) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 4096 and v % 32 == 0
+                    for v in shape)):
+        raise InputError(f"parameter {name}: expected [h, w] or one size, multiples of 32 "
+                         f"in [32, 4096], got {value!r}")
+    return shape
+
+
 def pose_dataset_yaml(path, kpt_shape=(17, 3)) -> Path:
     """An Ultralytics pose dataset YAML that points at existing train/val images; absolute path.
 

@@ -3,8 +3,9 @@
     python -m stages.export_onnx --model data/models/yolo_pose.pt --data data/pose/pose.yaml \
         --out outputs/onnx/baseline.onnx --metrics metrics/export_onnx/baseline.json
 
-The export has a static 1x3xHxW input at export_onnx.imgsz, the size the quantize stage
-calibrates and validates at and the benchmark times at. Checks: onnx.checker passes, and the
+The export takes 1x3xHxW input of export_onnx.imgsz, the size the quantize stage calibrates and
+validates at; with export_onnx.dynamic H and W are free, so the benchmark can time the same file
+at another size (the study's 480x640). Checks: onnx.checker passes, and the
 ONNX output matches the PyTorch model's on real val images within export_onnx.tolerance
 (`max_abs_diff`, in output units: pixels for boxes and keypoints). Also writes the pose mAP of
 the ONNX file itself, from Ultralytics' validator at the export shape.
@@ -14,7 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stages.checks import InputError, dataset_images, load_params, param, pose_dataset_yaml, run_stage
+from stages.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
+                           run_stage)
 from stages.images import readable_images, spread, validator_tensor
 from stages.outputs import atomic_path, write_json
 from stages.yolo_models import load_pose_model, validate
@@ -23,22 +25,15 @@ from stages.yolo_models import load_pose_model, validate
 def read_params(path) -> dict:
     """The export_onnx section of params.yaml, checked; imgsz becomes [h, w]."""
     s = load_params(path, "export_onnx")
-    imgsz = s.get("imgsz")
-    if isinstance(imgsz, int) and not isinstance(imgsz, bool):
-        imgsz = [imgsz, imgsz]
-    if not (isinstance(imgsz, list) and len(imgsz) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 4096 and v % 32 == 0
-                    for v in imgsz)):
-        raise InputError(f"parameter export_onnx.imgsz: expected [h, w] or one size, multiples of 32 "
-                         f"in [32, 4096], got {s.get('imgsz')!r}")
-    return {"imgsz": imgsz,
+    return {"imgsz": image_shape(s, "imgsz", "export_onnx.imgsz"),
             "opset": param(s, "opset", int, "export_onnx.opset", 11, 21),
             "simplify": param(s, "simplify", bool, "export_onnx.simplify"),
+            "dynamic": param(s, "dynamic", bool, "export_onnx.dynamic"),
             "tolerance": param(s, "tolerance", float, "export_onnx.tolerance", 0.0, 1000.0),
             "check_images": param(s, "check_images", int, "export_onnx.check_images", 1, 10000)}
 
 
-def export(model_path, out, imgsz, opset: int, simplify: bool) -> None:
+def export(model_path, out, imgsz, opset: int, simplify: bool, dynamic: bool = False) -> None:
     """Ultralytics' ONNX export of a checkpoint, written to `out`.
 
     The exporter writes beside its source file, so it works on a copy in a temporary folder:
@@ -48,7 +43,7 @@ def export(model_path, out, imgsz, opset: int, simplify: bool) -> None:
         src = Path(tmp) / "model.pt"
         shutil.copy(model_path, src)
         model = load_pose_model(src)
-        made = model.export(format="onnx", imgsz=imgsz, opset=opset, simplify=simplify, dynamic=False,
+        made = model.export(format="onnx", imgsz=imgsz, opset=opset, simplify=simplify, dynamic=dynamic,
                             batch=1, half=False, nms=False, device="cpu", verbose=False)
         with atomic_path(out) as tmp_out:
             check_onnx(made)
@@ -102,15 +97,15 @@ def main() -> None:
     model = load_pose_model(a.model)  # a pose checkpoint, checked before any work
     images = readable_images(spread(dataset_images(dataset, "val"), p["check_images"]), f"dataset {dataset} val")
 
-    export(a.model, a.out, p["imgsz"], p["opset"], p["simplify"])
+    export(a.model, a.out, p["imgsz"], p["opset"], p["simplify"], p["dynamic"])
     diff = max_abs_diff(model, a.out, images, p["imgsz"])
     if diff > p["tolerance"]:
         Path(a.out).unlink()
         raise SystemExit(f"error: {a.out}: ONNX output differs from PyTorch's by {diff:.4g} "
                          f"> export_onnx.tolerance {p['tolerance']}")
     acc = validate(load_pose_model(a.out), dataset, p["imgsz"], batch=1)
-    write_json(a.metrics, {"imgsz": p["imgsz"], "opset": p["opset"], "max_abs_diff": diff,
-                           "tolerance": p["tolerance"], "check_images": len(images),
+    write_json(a.metrics, {"imgsz": p["imgsz"], "dynamic": p["dynamic"], "opset": p["opset"],
+                           "max_abs_diff": diff, "tolerance": p["tolerance"], "check_images": len(images),
                            "size_bytes": Path(a.out).stat().st_size, **acc})
     print(f"{a.out}: checker ok, max_abs_diff {diff:.3g} <= {p['tolerance']} on {len(images)} images, "
           f"pose mAP50 {acc['pose_map50']:.4f}, mAP50-95 {acc['pose_map50_95']:.4f} at {p['imgsz']}")

@@ -17,14 +17,34 @@ from stages.checks import InputError
 
 
 def onnx_input_shape(onnx_path) -> tuple:
-    """(name, (h, w)) of a static-shape ONNX model's single image input."""
+    """(name, (h, w)) of an ONNX pose model's single image input: its static shape, or for an
+    export with a dynamic height and width the shape it was exported at (Ultralytics' `imgsz`
+    metadata), the shape its accuracy is measured at."""
+    import ast
+
     import onnx
 
-    inp = onnx.load(str(onnx_path), load_external_data=False).graph.input[0]
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    inp = model.graph.input[0]
     dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-    if len(dims) != 4 or min(dims) <= 0:
-        raise InputError(f"model {onnx_path}: input {inp.name} is not a static 1x3xHxW image shape ({dims})")
-    return inp.name, (dims[2], dims[3])
+    if len(dims) != 4 or dims[1] != 3:
+        raise InputError(f"model {onnx_path}: input {inp.name} is not a 1x3xHxW image ({dims})")
+    if min(dims[2:]) > 0:
+        return inp.name, (dims[2], dims[3])
+    meta = {m.key: m.value for m in model.metadata_props}
+    try:
+        h, w = ast.literal_eval(meta["imgsz"])
+    except (KeyError, ValueError, SyntaxError, TypeError):
+        raise InputError(f"model {onnx_path}: dynamic input shape and no [h, w] `imgsz` metadata") from None
+    return inp.name, (int(h), int(w))
+
+
+def onnx_is_dynamic(onnx_path) -> bool:
+    """Whether an ONNX model's image input takes any height and width."""
+    import onnx
+
+    dims = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return any(d.dim_value <= 0 for d in list(dims)[2:])
 
 
 def read_bgr(path) -> np.ndarray:

@@ -7,7 +7,7 @@ import onnx
 
 # none: quantize every node onnxruntime can; head: the last module's non-Conv nodes (its box /
 # keypoint decoding, with ranges in pixels, plus its branches' activations); head_decoding: the
-# same but the SiLU activations right after the head's Convs are quantized too.
+# same but the activations right after the head's Convs (SiLU or ReLU) are quantized too.
 KEEP_FLOAT = ("none", "head", "head_decoding")
 
 
@@ -28,11 +28,12 @@ def last_module(graph) -> str:
     return prefix
 
 
-def silu_nodes(graph) -> set:
-    """Names of Sigmoid and Mul nodes that form x * sigmoid(x) on a Conv's output."""
+def activation_nodes(graph) -> set:
+    """Names of the activations on a Conv's output: Relu nodes, and the Sigmoid and Mul nodes that
+    form x * sigmoid(x) (SiLU)."""
     conv_out = {n.output[0] for n in graph.node if n.op_type == "Conv"}
     sig = {n.output[0]: n.name for n in graph.node if n.op_type == "Sigmoid" and n.input[0] in conv_out}
-    found = set()
+    found = {n.name for n in graph.node if n.op_type == "Relu" and n.input[0] in conv_out}
     for n in graph.node:
         if n.op_type == "Mul" and len(n.input) == 2:
             a, b = n.input
@@ -54,7 +55,7 @@ def float_nodes(graph, keep: str) -> list:
     prefix = last_module(graph)
     head = [n.name for n in graph.node if n.name.startswith(prefix) and n.op_type != "Conv"]
     if keep == "head_decoding":
-        activations = silu_nodes(graph)
+        activations = activation_nodes(graph)
         head = [n for n in head if n not in activations]
     return head
 

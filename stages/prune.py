@@ -6,7 +6,8 @@
 
 Reads `recipes.<recipe>.prune` from params.yaml. `method: l1_unstructured` zeroes weights in
 place (the study's method; the zeros are saved permanently and counted as the study did);
-`method: channel` removes whole channels outside the Pose head (Torch-Pruning). Writes an
+`method: channel` removes whole channels outside the Pose head (Torch-Pruning) and, with
+`activation: relu`, swaps the SiLUs for ReLUs that INT8 runs for free. Writes an
 Ultralytics checkpoint and metrics: pose/box mAP, params and GFLOPs before and after, and for
 unstructured pruning `total_params`, `pruned_params`, `prune_ratio` over the pruned layers and
 `model_*` over the whole model.
@@ -15,8 +16,8 @@ import argparse
 
 from stages.checks import InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage
 from stages.outputs import atomic_path, write_json
-from stages.pruning import (CRITERIA, METHODS, SCOPES, STRUCTURED, UNSTRUCTURED, prune_channels,
-                            prune_unstructured, read_checkpoint, save_checkpoint, sparsity)
+from stages.pruning import (ACTIVATIONS, CRITERIA, METHODS, SCOPES, STRUCTURED, UNSTRUCTURED, prune_channels,
+                            prune_unstructured, read_checkpoint, save_checkpoint, sparsity, use_relu)
 from stages.yolo_models import count_params, gflops, load_pose_model, validate
 
 
@@ -37,7 +38,8 @@ def read_params(path, recipe: str) -> dict:
                  max_pruning_ratio=param(s, "max_pruning_ratio", float, f"{n}.max_pruning_ratio",
                                          0.0, 1.0, high_open=True),
                  round_to=param(s, "round_to", int, f"{n}.round_to", 1, 256),
-                 global_pruning=param(s, "global_pruning", bool, f"{n}.global_pruning"))
+                 global_pruning=param(s, "global_pruning", bool, f"{n}.global_pruning"),
+                 activation=param(s, "activation", str, f"{n}.activation", choices=ACTIVATIONS))
     return p
 
 
@@ -48,7 +50,8 @@ def prune_model(module, p: dict) -> dict:
         return {"method": UNSTRUCTURED, "layers": layers}
     prune_channels(module, p["imgsz"], p["criterion"], p["ratio"], p["max_pruning_ratio"],
                    p["round_to"], p["global_pruning"])
-    return {"method": STRUCTURED}
+    swapped = use_relu(module) if p["activation"] == "relu" else 0
+    return {"method": STRUCTURED, "activation": p["activation"], "relu_swapped": swapped}
 
 
 def prune_and_measure(model_path, dataset_yaml, out, p: dict) -> dict:
@@ -64,7 +67,8 @@ def prune_and_measure(model_path, dataset_yaml, out, p: dict) -> dict:
         size = {"params": count_params(pruned), "gflops": gflops(pruned, p["imgsz"])}
         size["gflops_reduction"] = 1 - size["gflops"] / before["gflops_before"]
         counts = sparsity(pruned.model, record["layers"]) if "layers" in record else {}
-        return {**validate(pruned, dataset_yaml, p["imgsz"], p["batch"]), **counts, **before, **size}
+        swapped = {"relu_swapped": record["relu_swapped"]} if "relu_swapped" in record else {}
+        return {**validate(pruned, dataset_yaml, p["imgsz"], p["batch"]), **counts, **before, **size, **swapped}
 
 
 def main() -> None:

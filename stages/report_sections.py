@@ -44,6 +44,9 @@ def _pruning_sentence(name: str, p: dict, f: dict) -> str:
         what = (f"(structured, channels removed) takes the model from {num(p.get('params_before'))} to "
                 f"**{num(p.get('params'))} parameters** and from {num(p.get('gflops_before'))} to "
                 f"**{num(p.get('gflops'))} GFLOPs** ({pct(p.get('gflops_reduction'), 1)} fewer)")
+        if p.get("relu_swapped"):
+            what += (f" and swaps its {num(p['relu_swapped'])} SiLU activations for ReLUs, which INT8 "
+                     f"convolutions absorb")
         kept = ""
     tuned = (f"; after fine-tuning: **{maps(f)}**{study('80.66% / 36.35%')}{kept}" if f else
              "; not fine-tuned in this run")
@@ -95,7 +98,9 @@ def variants(m: dict):
                                                                                            "latency_ms_p50")
     body = [f"Every variant timed in one run, round-robin, batch 1, input {bm.get('imgsz')}, "
             f"{bm.get('threads')} thread(s), {bm.get('images')} val images; speed-ups compare the "
-            f"`{stat}` latencies; sizes are the model file and a ZIP of it (deflate level 9).",
+            f"`{stat}` latencies; sizes are the model file and a ZIP of it (deflate level 9). "
+            f"Accuracies are measured at {bm.get('accuracy_imgsz', bm.get('imgsz'))}, the size the "
+            f"exports were validated at.",
             table(["variant", "mAP50-95", "latency p50", "min", "p90", "speed-up vs ONNX FP32",
                    "vs PyTorch", "size", "compressed", "compressed / size", "compressed: smaller by"],
                   [[f"`{k}`", pct(v.get(MAP[1])), ms(v.get("latency_ms_p50")), ms(v.get("latency_ms_min")),

@@ -24,18 +24,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from stages.checks import InputError, dataset_images, load_params, param, pose_dataset_yaml, run_stage
+from stages.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
+                           run_stage)
 from stages.outputs import atomic_path, write_json
 from stages.system import PosePipeline, class_names, draw_people, read_image
 
 
 def read_params(path) -> dict:
-    """system_eval's section, the export size (the ONNX detectors' static input) and the recipes."""
+    """system_eval's section, the export size (the ONNX detectors' input) and the recipes."""
     s = load_params(path, "system_eval")
     n = "system_eval."
-    imgsz = load_params(path, "export_onnx").get("imgsz")
-    if not (isinstance(imgsz, list) and len(imgsz) == 2 and all(isinstance(v, int) and v >= 32 for v in imgsz)):
-        raise InputError(f"parameter export_onnx.imgsz: expected [height, width], got {imgsz!r}")
+    imgsz = image_shape(load_params(path, "export_onnx"), "imgsz", "export_onnx.imgsz")
     return {"imgsz": imgsz, "recipes": list(load_params(path, "recipes")),
             "classifier_recipes": list(load_params(path, "classifier_recipes")),
             "conf": param(s, "conf", float, n + "conf", 0.0, 1.0),

@@ -8,21 +8,22 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, run
-from tests.test_export_quantize import DYNAMIC, STATIC, export_stage, quantize_stage
+from tests.test_export_quantize import DYNAMIC, EXPORT, STATIC, export_stage, quantize_stage
 
 KEYS = {"kind", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_min", "speedup_vs_onnx_fp32",
         "speedup_vs_pytorch", "size_bytes", "zip_bytes", "zip_ratio", "size_reduction", "pose_map50",
         "pose_map50_95"}
-BENCH = {"images": 3, "warmup": 1, "threads": 1, "statistic": "min"}
+BENCH = {"imgsz": [96, 128], "images": 3, "warmup": 1, "threads": 1, "statistic": "min"}
 
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory, tiny_data, tiny_yolo):
     """The stage outputs the benchmark reads: baseline + recipe `tiny` (the tiny model again,
-    quantized dynamically), as export_onnx and quantize write them."""
+    quantized dynamically), as export_onnx and quantize write them: exported at 64 x 64 with a
+    dynamic H x W, as shipped."""
     root = tmp_path_factory.mktemp("bench")
     data = tiny_data / "pose" / "pose.yaml"
-    _, onnx_file, export_metrics = export_stage(root / "export", tiny_yolo, data)
+    _, onnx_file, export_metrics = export_stage(root / "export", tiny_yolo, data, {**EXPORT, "dynamic": True})
     for d in ("finetune/tiny", "onnx", "export_metrics", "int8", "quantize_metrics"):
         (root / d).mkdir(parents=True)
     shutil.copy(tiny_yolo, root / "finetune" / "tiny" / "model.pt")
@@ -53,7 +54,8 @@ def test_benchmark_writes_every_variant_and_key(tmp_path, layout, tiny_data, tin
     res, metrics, plot = bench(layout, tmp_path, tiny_data / "pose" / "pose.yaml", tiny_yolo,
                                {"benchmark": BENCH, "recipes": {"tiny": {}}})
     m = json.loads(metrics.read_text())
-    assert m["images"] == 3 and m["imgsz"] == [64, 64] and m["statistic"] == "min"
+    assert m["images"] == 3 and m["statistic"] == "min"
+    assert m["imgsz"] == [96, 128] and m["accuracy_imgsz"] == [64, 64]  # timed at another size than validated
     names = {f"{kind}_{model}" for kind in ("pytorch", "onnx", "int8") for model in ("baseline", "tiny")}
     assert set(m["variants"]) == names
     for name, r in m["variants"].items():
@@ -78,9 +80,26 @@ def test_benchmark_writes_every_variant_and_key(tmp_path, layout, tiny_data, tin
     ({"benchmark": BENCH, "recipes": {"missing": {}}}, "missing/model.pt: not found"),
     ({"benchmark": {**BENCH, "statistic": "max"}}, "parameter benchmark.statistic: 'max' is not one of"),
     ({"benchmark": {**BENCH, "threads": 0}}, "parameter benchmark.threads: 0 is below 1"),
+    ({"benchmark": {**BENCH, "imgsz": [96, 100]}}, "parameter benchmark.imgsz: expected [h, w]"),
 ])
 def test_benchmark_bad_input_stops_before_work(tmp_path, layout, tiny_data, tiny_yolo, params, message):
     res, metrics, plot = bench(layout, tmp_path, tiny_data / "pose" / "pose.yaml", tiny_yolo, params, check=False)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and message in lines[0], res.stderr
     assert not metrics.exists() and not plot.exists()
+
+
+def test_benchmark_rejects_a_static_export_of_another_size(tmp_path, layout, tiny_data, tiny_yolo):
+    data = tiny_data / "pose" / "pose.yaml"
+    root = tmp_path / "layout"
+    shutil.copytree(layout, root)
+    _, static, _ = export_stage(tmp_path / "export", tiny_yolo, data)  # 1x3x64x64, fixed
+    shutil.copy(static, root / "onnx" / "baseline.onnx")
+    res, metrics, plot = bench(root, tmp_path, data, tiny_yolo, {"benchmark": BENCH}, check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "onnx/baseline.onnx: static input shape [64, 64] cannot run at benchmark.imgsz [96, 128]" in lines[0]
+    assert "export_onnx.dynamic: true" in lines[0]
+    assert not metrics.exists() and not plot.exists()
+    res, metrics, _ = bench(root, tmp_path, data, tiny_yolo, {"benchmark": {**BENCH, "imgsz": [64, 64]}})
+    assert json.loads(metrics.read_text())["imgsz"] == [64, 64]  # at its own size it runs

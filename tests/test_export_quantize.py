@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import ROOT, run
 
-EXPORT = {"imgsz": [64, 64], "opset": 17, "simplify": True, "tolerance": 0.01, "check_images": 2}
+EXPORT = {"imgsz": [64, 64], "opset": 17, "simplify": True, "dynamic": False, "tolerance": 0.01, "check_images": 2}
 STATIC = {"mode": "static", "calibrate_method": "MinMax", "calibration_images": 4, "per_channel": True,
           "activation_type": "QUInt8", "weight_type": "QInt8", "keep_float": "head"}
 DYNAMIC = {"mode": "dynamic", "weight_type": "QUInt8", "per_channel": False, "keep_float": "none"}
@@ -56,7 +56,7 @@ def test_export_passes_checker_and_matches_pytorch(exported):
     onnx.checker.check_model(str(path), full_check=True)
     dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 64, 64]
-    assert m["imgsz"] == [64, 64] and m["check_images"] == 2
+    assert m["imgsz"] == [64, 64] and m["check_images"] == 2 and m["dynamic"] is False
     assert 0 <= m["max_abs_diff"] <= m["tolerance"] == EXPORT["tolerance"]
     assert all(0 <= m[k] <= 1 for k in ACCURACY) and m["size_bytes"] == path.stat().st_size
 
@@ -150,6 +150,30 @@ def test_dynamic_quantization_counts_and_validates(tmp_path, tiny_data, exported
     assert all(0 <= m[k] <= 1 for k in ACCURACY)
 
 
+def test_dynamic_export_runs_at_other_sizes_and_quantizes(tmp_path, tiny_data, tiny_yolo):
+    """export_onnx.dynamic: one file, checked and validated at imgsz, that runs at any H x W (the
+    benchmark's size), also after static INT8 quantization calibrated at imgsz."""
+    import onnxruntime as ort
+
+    from stages.images import onnx_input_shape, onnx_is_dynamic, validator_tensor
+
+    data = tiny_data / "pose" / "pose.yaml"
+    _, src, export_metrics = export_stage(tmp_path / "export", tiny_yolo, data, {**EXPORT, "dynamic": True})
+    e = json.loads(export_metrics.read_text())
+    assert e["dynamic"] is True and e["max_abs_diff"] <= e["tolerance"]
+    _, out, metrics = quantize_stage(tmp_path, src, data, STATIC)
+    m = json.loads(metrics.read_text())
+    assert m["conv_quantized"] == len(convs_on_dequantized(onnx.load(str(out)).graph)) > 0
+    assert all(0 <= m[k] <= 1 for k in ACCURACY)
+    image = sorted((tiny_data / "pose" / "images" / "val").iterdir())[0]
+    for path in (src, out):
+        assert onnx_is_dynamic(path) and onnx_input_shape(path)[1] == (64, 64)  # from the metadata
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for shape in ((64, 64), (96, 128)):
+            y = session.run(None, {session.get_inputs()[0].name: validator_tensor(image, shape)})[0]
+            assert y.shape[-1] == sum((shape[0] // s) * (shape[1] // s) for s in (8, 16, 32))  # anchors
+
+
 def broken_onnx(tmp_path, src, data):
     model = onnx.load(str(src))
     model.graph.node[0].input[0] = "no_such_tensor"
@@ -197,6 +221,7 @@ def test_quantize_bad_input_stops_before_work(tmp_path, tiny_data, exported, mak
     ({**EXPORT, "imgsz": [64, 50]}, "parameter export_onnx.imgsz"),
     ({**EXPORT, "opset": 3}, "parameter export_onnx.opset: 3 is below 11"),
     ({**EXPORT, "simplify": "yes"}, "parameter export_onnx.simplify: expected bool"),
+    ({**EXPORT, "dynamic": "no"}, "parameter export_onnx.dynamic: expected bool"),
 ])
 def test_export_bad_input_stops_before_work(tmp_path, tiny_data, tiny_yolo, export, message):
     res, out, metrics = export_stage(tmp_path, tiny_yolo, tiny_data / "pose" / "pose.yaml", export, check=False)

@@ -3,10 +3,12 @@ sparsity kept exactly through fine-tuning, the pruned model through Ultralytics'
 import sys
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
 
+from stages.onnx_graph import activation_nodes, float_nodes
 from stages.pruning import C2fTwoConv, read_checkpoint, rewrite_c2f, save_checkpoint, sparsity
 from stages.yolo_models import count_params, gflops, load_pose_model
 from tests.conftest import ROOT, TINY_PARAMS, merged, run
@@ -72,6 +74,9 @@ def test_structured_round_trip(pruned, tiny_yolo, tiny_data):
     assert metrics["gflops_reduction"] > 0
     head, base_head = model.model.model[-1], base.model.model[-1]  # the Pose head keeps its outputs
     assert [c[-1].out_channels for c in head.cv4] == [c[-1].out_channels for c in base_head.cv4]
+    # the shipped fast recipe swaps every SiLU for ReLU (activation: relu)
+    assert metrics["relu_swapped"] == sum(isinstance(m, torch.nn.ReLU) for m in model.model.modules()) > 0
+    assert not any(isinstance(m, torch.nn.SiLU) for m in model.model.modules())
     m = model.val(data=str(tiny_data / "pose" / "pose.yaml"), imgsz=64, batch=4, workers=0, plots=False,
                   device="cpu", verbose=False)
     assert 0 <= m.pose.map <= m.pose.map50 <= 1
@@ -130,6 +135,10 @@ def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(prun
     with torch.no_grad():
         want = load_pose_model(out).model.eval()(torch.from_numpy(x))[0].numpy()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    graph = onnx.load(onnx_path).graph  # ReLUs on Conv outputs: quantized with their Convs, never kept float
+    relus = {n.name for n in graph.node if n.op_type == "Relu"}
+    assert relus and relus == activation_nodes(graph)
+    assert not relus & set(float_nodes(graph, "head_decoding")) and relus & set(float_nodes(graph, "head"))
 
 
 def _bad_params(params_file, tmp_path, recipe, stage, **changes):
