@@ -23,7 +23,7 @@ from pathlib import Path
 
 from stages.checks import (InputError, dataset_images, existing_file, image_shape, load_params, param,
                            pose_dataset_yaml, run_stage)
-from stages.images import onnx_input_shape, onnx_is_dynamic, readable_images, validator_tensor
+from stages.images import onnx_image_input, readable_images, validator_tensor
 from stages.outputs import atomic_path, write_json
 
 STATISTICS = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}
@@ -70,13 +70,13 @@ def shapes(table, imgsz) -> tuple:
     InputError when a static-shape ONNX file cannot run at `imgsz`, or the files were exported at
     different sizes (their accuracies would not compare)."""
     timed = tuple(imgsz)
-    onnx_files = [model for _, kind, model, _ in table if kind != "pytorch"]
-    for model in onnx_files:
-        if not onnx_is_dynamic(model) and onnx_input_shape(model)[1] != timed:
-            raise InputError(f"model {model}: static input shape {list(onnx_input_shape(model)[1])} cannot run "
-                             f"at benchmark.imgsz {list(timed)}; export with export_onnx.dynamic: true, or set "
-                             f"benchmark.imgsz to export_onnx.imgsz")
-    exported = {onnx_input_shape(model)[1] for model in onnx_files}
+    inputs = {model: onnx_image_input(model) for _, kind, model, _ in table if kind != "pytorch"}
+    for model, (_, shape, dynamic) in inputs.items():
+        if not dynamic and shape != timed:
+            raise InputError(f"model {model}: static input shape {list(shape)} cannot run at benchmark.imgsz "
+                             f"{list(timed)}; export with export_onnx.dynamic: true, or set benchmark.imgsz "
+                             f"to export_onnx.imgsz")
+    exported = {shape for _, shape, _ in inputs.values()}
     if len(exported) != 1:
         raise InputError(f"ONNX models exported at different sizes {sorted(exported)}: re-run export_onnx")
     return timed, exported.pop()

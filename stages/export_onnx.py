@@ -33,7 +33,7 @@ def read_params(path) -> dict:
             "check_images": param(s, "check_images", int, "export_onnx.check_images", 1, 10000)}
 
 
-def export(model_path, out, imgsz, opset: int, simplify: bool, dynamic: bool = False) -> None:
+def export(model_path, out, imgsz, opset: int, simplify: bool, dynamic: bool) -> None:
     """Ultralytics' ONNX export of a checkpoint, written to `out`.
 
     The exporter writes beside its source file, so it works on a copy in a temporary folder:

@@ -16,10 +16,10 @@ import stages  # noqa: F401  (Ultralytics offline before it is imported)
 from stages.checks import InputError
 
 
-def onnx_input_shape(onnx_path) -> tuple:
-    """(name, (h, w)) of an ONNX pose model's single image input: its static shape, or for an
-    export with a dynamic height and width the shape it was exported at (Ultralytics' `imgsz`
-    metadata), the shape its accuracy is measured at."""
+def onnx_image_input(onnx_path) -> tuple:
+    """(name, (h, w), dynamic) of an ONNX pose model's single image input. (h, w) is its static
+    shape or, when height and width are dynamic, the shape it was exported at (Ultralytics'
+    `imgsz` metadata), the shape its accuracy is measured at."""
     import ast
 
     import onnx
@@ -30,21 +30,19 @@ def onnx_input_shape(onnx_path) -> tuple:
     if len(dims) != 4 or dims[1] != 3:
         raise InputError(f"model {onnx_path}: input {inp.name} is not a 1x3xHxW image ({dims})")
     if min(dims[2:]) > 0:
-        return inp.name, (dims[2], dims[3])
+        return inp.name, (dims[2], dims[3]), False
     meta = {m.key: m.value for m in model.metadata_props}
     try:
         h, w = ast.literal_eval(meta["imgsz"])
     except (KeyError, ValueError, SyntaxError, TypeError):
         raise InputError(f"model {onnx_path}: dynamic input shape and no [h, w] `imgsz` metadata") from None
-    return inp.name, (int(h), int(w))
+    return inp.name, (int(h), int(w)), True
 
 
-def onnx_is_dynamic(onnx_path) -> bool:
-    """Whether an ONNX model's image input takes any height and width."""
-    import onnx
-
-    dims = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    return any(d.dim_value <= 0 for d in list(dims)[2:])
+def onnx_input_shape(onnx_path) -> tuple:
+    """(name, (h, w)) of an ONNX pose model's image input (see onnx_image_input)."""
+    name, shape, _ = onnx_image_input(onnx_path)
+    return name, shape
 
 
 def read_bgr(path) -> np.ndarray:

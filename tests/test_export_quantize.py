@@ -155,7 +155,7 @@ def test_dynamic_export_runs_at_other_sizes_and_quantizes(tmp_path, tiny_data, t
     benchmark's size), also after static INT8 quantization calibrated at imgsz."""
     import onnxruntime as ort
 
-    from stages.images import onnx_input_shape, onnx_is_dynamic, validator_tensor
+    from stages.images import onnx_image_input, validator_tensor
 
     data = tiny_data / "pose" / "pose.yaml"
     _, src, export_metrics = export_stage(tmp_path / "export", tiny_yolo, data, {**EXPORT, "dynamic": True})
@@ -167,7 +167,8 @@ def test_dynamic_export_runs_at_other_sizes_and_quantizes(tmp_path, tiny_data, t
     assert all(0 <= m[k] <= 1 for k in ACCURACY)
     image = sorted((tiny_data / "pose" / "images" / "val").iterdir())[0]
     for path in (src, out):
-        assert onnx_is_dynamic(path) and onnx_input_shape(path)[1] == (64, 64)  # from the metadata
+        _, shape, dynamic = onnx_image_input(path)
+        assert dynamic and shape == (64, 64)  # from the metadata
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for shape in ((64, 64), (96, 128)):
             y = session.run(None, {session.get_inputs()[0].name: validator_tensor(image, shape)})[0]
