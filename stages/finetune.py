@@ -6,10 +6,11 @@
 
 `recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
 and `batch` required; any other `yolo train` argument allowed, checked by Ultralytics' own
-config check). The trainer trains the pruned module itself: a pruned model cannot be rebuilt
-from its YAML. Weights zeroed by unstructured pruning are re-zeroed after every optimizer step,
-in the model and in its EMA (the EMA is what gets saved), so the prune ratio after fine-tuning
-equals the ratio before it exactly. The best EMA is saved in float32, as trained, and measured
+config check), plus one key of this stage's own, `frozen_bn` (see FROZEN_BN). The trainer
+trains the pruned module itself: a pruned model cannot be rebuilt from its YAML. Weights zeroed
+by unstructured pruning are re-zeroed after every optimizer step, in the model and in its EMA
+(the EMA is what gets saved), so the prune ratio after fine-tuning equals the ratio before it
+exactly. The best EMA is saved in float32, as trained, and measured
 from the saved file; the per-epoch training results go to the plots CSV.
 """
 import argparse
@@ -25,6 +26,12 @@ from stages.yolo_models import count_params, gflops, load_pose_model, validate
 
 RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir")
 DEFAULTS = {"workers": 2, "plots": False, "amp": False, "verbose": False}
+# What `freeze` does to the BatchNorm layers of the frozen modules. Ultralytics since PR #8753
+# (2024) keeps them in eval mode; before it, as in the study, `freeze` stopped gradients only and
+# every BatchNorm re-estimated its running statistics on the train batches. After L1 pruning
+# those statistics are stale, and re-estimating them is what recovers accuracy at lr0 1e-7.
+FROZEN_BN = {"keep": "running statistics of frozen layers stay as loaded (Ultralytics today)",
+             "update": "frozen layers re-estimate their running statistics (Ultralytics before 2024)"}
 
 
 def read_params(path, recipe: str) -> dict:
@@ -32,7 +39,11 @@ def read_params(path, recipe: str) -> dict:
     from ultralytics.cfg import DEFAULT_CFG, get_cfg
 
     n = f"recipes.{recipe}.finetune"
-    s = load_params(path, n)
+    s = dict(load_params(path, n))
+    frozen_bn = s.pop("frozen_bn", "keep")
+    if frozen_bn not in FROZEN_BN:
+        raise InputError(f"parameter {n}.frozen_bn: {frozen_bn!r} is not one of "
+                         + "; ".join(f"{k} ({v})" for k, v in FROZEN_BN.items()))
     param(s, "epochs", int, f"{n}.epochs", 1, 10000)
     param(s, "imgsz", int, f"{n}.imgsz", 32, 4096)
     param(s, "batch", int, f"{n}.batch", 1, 1024)
@@ -43,10 +54,10 @@ def read_params(path, recipe: str) -> dict:
         get_cfg(DEFAULT_CFG, dict(s))
     except (SyntaxError, TypeError, ValueError) as e:
         raise InputError(f"parameter {n}: {' '.join(str(e).split())}"[:300]) from None
-    return {**DEFAULTS, **s}
+    return {**DEFAULTS, **s, "frozen_bn": frozen_bn}
 
 
-def _trainer_class():
+def _trainer_class(frozen_bn: str):
     from ultralytics.models.yolo.pose import PoseTrainer
 
     class PrunedPoseTrainer(PoseTrainer):
@@ -57,6 +68,13 @@ def _trainer_class():
                 raise ValueError("PrunedPoseTrainer needs model=<checkpoint.pt> to train")
             return self.set_model_names_for_load(weights)
 
+        def _model_train(self):
+            # The trainer's one place that puts frozen BatchNorm layers in eval mode, at every
+            # epoch start and after callbacks have run, so no hook can undo it: overridden here.
+            super()._model_train()
+            if frozen_bn == "update":
+                self.model.train()
+
     return PrunedPoseTrainer
 
 
@@ -65,7 +83,8 @@ def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir)
     the trainer's arguments (saved in the checkpoint as Ultralytics does)."""
     from ultralytics.utils.torch_utils import unwrap_model
 
-    trainer = _trainer_class()(overrides={
+    train_args = dict(train_args)
+    trainer = _trainer_class(train_args.pop("frozen_bn", "keep"))(overrides={
         **train_args, "model": str(model_path), "data": str(dataset_yaml), "device": "cpu",
         "project": str(run_dir), "name": "finetune", "exist_ok": True})
     kept = {}

@@ -6,8 +6,9 @@
 Reads recipes.<recipe>.quantize, or the `quantize_baseline` section without --recipe.
 Modes: `dynamic` (the study's: weights quantized ahead, activation scales computed at run time,
 Conv -> ConvInteger) and `static` (QDQ, activation ranges calibrated on train images
-prepared as the validator prepares them). `keep_float` leaves the head's decoding in float; its
-nodes are found from the graph (see float_nodes). Writes conv_total / conv_quantized and the
+prepared as the validator prepares them). `keep_float` leaves the head's decoding in float and
+`float_stem` the Conv that reads the image; their nodes are found from the graph (see float_nodes,
+stem_nodes). Writes conv_total / conv_quantized and the
 pose mAP of the INT8 file from Ultralytics' validator at the ONNX's own input shape.
 """
 import argparse
@@ -17,7 +18,7 @@ from stages.calibration import ImageCalibrationReader
 from stages.checks import dataset_images, load_params, param, pose_dataset_yaml, run_stage
 from stages.export_onnx import check_onnx
 from stages.images import onnx_input_shape, readable_images, spread
-from stages.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes
+from stages.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes, stem_nodes
 from stages.outputs import atomic_path, write_json
 from stages.yolo_models import load_pose_model, validate
 
@@ -32,7 +33,8 @@ def read_params(path, recipe=None) -> dict:
     p = {"mode": param(s, "mode", str, f"{name}.mode", choices=("static", "dynamic")),
          "weight_type": param(s, "weight_type", str, f"{name}.weight_type", choices=("QInt8", "QUInt8")),
          "per_channel": param(s, "per_channel", bool, f"{name}.per_channel"),
-         "keep_float": param(s, "keep_float", str, f"{name}.keep_float", choices=KEEP_FLOAT)}
+         "keep_float": param(s, "keep_float", str, f"{name}.keep_float", choices=KEEP_FLOAT),
+         "float_stem": param(s, "float_stem", bool, f"{name}.float_stem")}
     if p["mode"] == "static":
         p.update(activation_type=param(s, "activation_type", str, f"{name}.activation_type",
                                        choices=("QInt8", "QUInt8")),
@@ -47,7 +49,7 @@ def quantize(src, dst, p: dict, calibration_files=()) -> list:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     model = onnx.load(str(src))
-    keep = float_nodes(model.graph, p["keep_float"])
+    keep = float_nodes(model.graph, p["keep_float"]) + (stem_nodes(model.graph) if p["float_stem"] else [])
     with atomic_path(dst) as tmp:
         if p["mode"] == "dynamic":
             quantize_dynamic(model, tmp, weight_type=QuantType[p["weight_type"]], per_channel=p["per_channel"],
@@ -112,6 +114,7 @@ def main() -> None:
     total, quantized = conv_counts(a.model, a.out)
     acc = validate(load_pose_model(a.out), dataset, list(shape), batch=1)
     write_json(a.metrics, {"mode": p["mode"], "conv_total": total, "conv_quantized": quantized,
+                           "float_stem": p["float_stem"],
                            "nodes_kept_float": len(keep), "calibration_images": len(calib),
                            "size_bytes": Path(a.out).stat().st_size, **acc})
     print(f"{a.out}: {p['mode']} INT8, {quantized} of {total} Conv quantized, {len(keep)} nodes kept float, "

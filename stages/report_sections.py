@@ -83,7 +83,8 @@ def quantization(m: dict):
     for name, v in sorted(q.items()):
         calib = f", calibrated on {num(v.get('calibration_images'))} images" if v.get("mode") == "static" else ""
         body.append(f"`{name}` INT8 ({v.get('mode')}{calib}): **{num(v.get('conv_quantized'))} of "
-                    f"{num(v.get('conv_total'))} Conv layers quantized**{study('73 of 159, dynamic UInt8')}, "
+                    f"{num(v.get('conv_total'))} Conv layers quantized**{study('73 of 159, dynamic UInt8')}"
+                    f"{' (the stem, reading the image, kept FP32)' if v.get('float_stem') else ''}, "
                     f"{num(v.get('nodes_kept_float'))} nodes kept in float; **{maps(v)}**"
                     f"{study('79.85% / 37.07% pruned and quantized')}.")
     return body, {f"quantize/{k}" for k in q} | {f"export_onnx/{k}" for k in exported}

@@ -13,8 +13,10 @@ from tests.conftest import ROOT, run
 
 EXPORT = {"imgsz": [64, 64], "opset": 17, "simplify": True, "dynamic": False, "tolerance": 0.01, "check_images": 2}
 STATIC = {"mode": "static", "calibrate_method": "MinMax", "calibration_images": 4, "per_channel": True,
-          "activation_type": "QUInt8", "weight_type": "QInt8", "keep_float": "head"}
-DYNAMIC = {"mode": "dynamic", "weight_type": "QUInt8", "per_channel": False, "keep_float": "none"}
+          "activation_type": "QUInt8", "weight_type": "QInt8", "keep_float": "head",
+          "float_stem": False}
+DYNAMIC = {"mode": "dynamic", "weight_type": "QUInt8", "per_channel": False, "keep_float": "none",
+           "float_stem": False}
 ACCURACY = ("pose_map50", "pose_map50_95", "box_map50", "box_map50_95")
 
 
@@ -139,6 +141,34 @@ def test_static_quantization_counts_and_validates(tmp_path, tiny_data, exported)
     assert {p.key: p.value for p in onnx.load(str(out)).metadata_props}["task"] == "pose"
 
 
+def test_float_stem_keeps_the_image_conv_and_its_activation_in_float(tmp_path, tiny_data, exported):
+    import onnxruntime as ort
+
+    from stages.images import validator_tensor
+    from stages.onnx_graph import activation_nodes, float_nodes, stem_nodes
+
+    src, _ = exported
+    fp32 = onnx.load(str(src)).graph
+    stem = stem_nodes(fp32)
+    ops = {n.name: n for n in fp32.node}
+    convs = [n for n in stem if ops[n].op_type == "Conv"]
+    assert len(convs) == 1 and ops[convs[0]].input[0] == fp32.input[0].name
+    assert set(stem) - set(convs) and set(stem) - set(convs) <= activation_nodes(fp32)  # its SiLU
+    _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml",
+                                     {**STATIC, "keep_float": "head_decoding", "float_stem": True})
+    m = json.loads(metrics.read_text())
+    q = onnx.load(str(out)).graph
+    assert m["nodes_kept_float"] == len(float_nodes(fp32, "head_decoding")) + len(stem)
+    assert m["conv_quantized"] == m["conv_total"] - 1 == len(convs_on_dequantized(q))
+    stem_conv = next(n for n in q.node if n.name == convs[0])
+    assert stem_conv.input[0] == q.input[0].name  # reads the float image, no QuantizeLinear before it
+    assert not [n for n in q.node if n.op_type == "QuantizeLinear" and n.input[0] == q.input[0].name]
+    assert all(0 <= m[k] <= 1 for k in ACCURACY)
+    image = sorted((tiny_data / "pose" / "images" / "val").iterdir())[0]
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert np.isfinite(session.run(None, {session.get_inputs()[0].name: validator_tensor(image, (64, 64))})[0]).all()
+
+
 def test_dynamic_quantization_counts_and_validates(tmp_path, tiny_data, exported):
     src, _ = exported
     _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", DYNAMIC, recipe="study")
@@ -206,6 +236,7 @@ def dataset_with_train(tmp_path, src, data, images):
     (None, {**STATIC, "calibrate_method": "Guess"}, "parameter quantize_baseline.calibrate_method"),
     (None, {**STATIC, "calibration_images": 0}, "parameter quantize_baseline.calibration_images: 0 is below 1"),
     (None, {**DYNAMIC, "keep_float": "tail"}, "parameter quantize_baseline.keep_float: 'tail'"),
+    (None, {**STATIC, "float_stem": "yes"}, "parameter quantize_baseline.float_stem: expected bool"),
 ])
 def test_quantize_bad_input_stops_before_work(tmp_path, tiny_data, exported, make, settings, message):
     model, data = exported[0], tiny_data / "pose" / "pose.yaml"

@@ -114,6 +114,27 @@ def test_finetune_keeps_unstructured_sparsity_exactly(pruned, tiny_data, tmp_pat
     assert curves[0].startswith("epoch,") and len(curves) == 1 + p["epochs"]
 
 
+@pytest.mark.parametrize("frozen_bn", ["keep", "update"])
+def test_frozen_bn_decides_whether_frozen_layers_reestimate_statistics(pruned, tiny_data, tmp_path,
+                                                                       params_file, frozen_bn):
+    from stages.finetune import finetune
+
+    path, _ = pruned["reference"]
+    p = _finetune_params(params_file, "reference", frozen_bn=frozen_bn)  # the study's recipe: freeze 21
+    module, _, _ = finetune(path, tiny_data / "pose" / "pose.yaml", p, [], tmp_path / "runs")
+    before = load_pose_model(path).model.state_dict()
+    after = module.state_dict()
+    frozen = [k for k in before if k.startswith("model.0.") and k.endswith(("running_mean", "running_var"))]
+    assert frozen
+    drift = max(float((after[k] - before[k]).abs().max()) for k in frozen)
+    if frozen_bn == "keep":  # the EMA's blend of equal values may round in the last bit
+        assert drift < 1e-6
+    else:
+        assert drift > 1e-4
+    weights = [k for k in before if k.startswith("model.0.") and k.endswith("weight")]
+    assert all(torch.equal(after[k], before[k]) for k in weights)  # frozen either way: no gradient steps
+
+
 def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(pruned, tiny_data, tmp_path,
                                                                              params_file):
     import onnxruntime as ort
@@ -187,3 +208,5 @@ def test_finetune_rejects_unknown_train_argument(params_file, tmp_path):
         read_params(_bad_params(params_file, tmp_path, "fast", "finetune", learning_rate=0.1), "fast")
     with pytest.raises(InputError, match="recipes.fast.finetune.data"):
         read_params(_bad_params(params_file, tmp_path, "fast", "finetune", data="x.yaml"), "fast")
+    with pytest.raises(InputError, match="recipes.fast.finetune.frozen_bn: 'sometimes' is not one of keep"):
+        read_params(_bad_params(params_file, tmp_path, "fast", "finetune", frozen_bn="sometimes"), "fast")
