@@ -26,10 +26,11 @@ from stages.yolo_models import count_params, gflops, load_pose_model, validate
 
 RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir")
 DEFAULTS = {"workers": 2, "plots": False, "amp": False, "verbose": False}
-# What `freeze` does to the BatchNorm layers of the frozen modules. Ultralytics since PR #8753
-# (2024) keeps them in eval mode; before it, as in the study, `freeze` stopped gradients only and
-# every BatchNorm re-estimated its running statistics on the train batches. After L1 pruning
-# those statistics are stale, and re-estimating them is what recovers accuracy at lr0 1e-7.
+# What `freeze` does to the BatchNorm layers of the frozen modules. Ultralytics 8.4 puts them in
+# eval mode (BaseTrainer._model_train, a 2024 change; cf. PR #8753). Before it, `freeze` stopped
+# gradients only and every BatchNorm re-estimated its running statistics on the train batches.
+# At the study's lr0 1e-7 the weights barely move, so its recovery can only come from there:
+# after L1 pruning the statistics are stale, and re-estimating them recovers accuracy.
 FROZEN_BN = {"keep": "running statistics of frozen layers stay as loaded (Ultralytics today)",
              "update": "frozen layers re-estimate their running statistics (Ultralytics before 2024)"}
 
