@@ -72,9 +72,10 @@ def _trainer_class(frozen_bn: str):
         def _model_train(self):
             # The trainer's one place that puts frozen BatchNorm layers in eval mode, at every
             # epoch start and after callbacks have run, so no hook can undo it: overridden here.
-            super()._model_train()
             if frozen_bn == "update":
                 self.model.train()
+            else:
+                super()._model_train()
 
     return PrunedPoseTrainer
 
@@ -85,7 +86,7 @@ def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir)
     from ultralytics.utils.torch_utils import unwrap_model
 
     train_args = dict(train_args)
-    trainer = _trainer_class(train_args.pop("frozen_bn", "keep"))(overrides={
+    trainer = _trainer_class(train_args.pop("frozen_bn"))(overrides={
         **train_args, "model": str(model_path), "data": str(dataset_yaml), "device": "cpu",
         "project": str(run_dir), "name": "finetune", "exist_ok": True})
     kept = {}

@@ -62,16 +62,17 @@ def sig_input(graph, sig_output: str) -> str:
     return next(n.input[0] for n in graph.node if n.op_type == "Sigmoid" and n.output[0] == sig_output)
 
 
-def float_nodes(graph, keep: str) -> list:
-    """Names of the nodes to leave in float for a KEEP_FLOAT choice."""
-    if keep == "none":
-        return []
-    prefix = last_module(graph)
-    head = [n.name for n in graph.node if n.name.startswith(prefix) and n.op_type != "Conv"]
+def float_nodes(graph, keep: str, stem: bool = False) -> list:
+    """Names of the nodes to leave in float: the head's for a KEEP_FLOAT choice, then the stem's
+    (stem_nodes) when `stem`."""
+    head = []
+    if keep != "none":
+        prefix = last_module(graph)
+        head = [n.name for n in graph.node if n.name.startswith(prefix) and n.op_type != "Conv"]
     if keep == "head_decoding":
         activations = activation_nodes(graph)
         head = [n for n in head if n not in activations]
-    return head
+    return head + (stem_nodes(graph) if stem else [])
 
 
 def dequantized(graph) -> set:

@@ -7,8 +7,8 @@ Reads recipes.<recipe>.quantize, or the `quantize_baseline` section without --re
 Modes: `dynamic` (the study's: weights quantized ahead, activation scales computed at run time,
 Conv -> ConvInteger) and `static` (QDQ, activation ranges calibrated on train images
 prepared as the validator prepares them). `keep_float` leaves the head's decoding in float and
-`float_stem` the Conv that reads the image; their nodes are found from the graph (see float_nodes,
-stem_nodes). Writes conv_total / conv_quantized and the
+`float_stem` the Conv that reads the image; their nodes are found from the graph (see float_nodes).
+Writes conv_total / conv_quantized and the
 pose mAP of the INT8 file from Ultralytics' validator at the ONNX's own input shape.
 """
 import argparse
@@ -18,7 +18,7 @@ from stages.calibration import ImageCalibrationReader
 from stages.checks import dataset_images, load_params, param, pose_dataset_yaml, run_stage
 from stages.export_onnx import check_onnx
 from stages.images import onnx_input_shape, readable_images, spread
-from stages.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes, stem_nodes
+from stages.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes
 from stages.outputs import atomic_path, write_json
 from stages.yolo_models import load_pose_model, validate
 
@@ -49,7 +49,7 @@ def quantize(src, dst, p: dict, calibration_files=()) -> list:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     model = onnx.load(str(src))
-    keep = float_nodes(model.graph, p["keep_float"]) + (stem_nodes(model.graph) if p["float_stem"] else [])
+    keep = float_nodes(model.graph, p["keep_float"], p["float_stem"])
     with atomic_path(dst) as tmp:
         if p["mode"] == "dynamic":
             quantize_dynamic(model, tmp, weight_type=QuantType[p["weight_type"]], per_channel=p["per_channel"],
