@@ -1,10 +1,14 @@
 """Train the demo's two baseline models on the generated demo data, on the CPU.
 
     python -m demo.train_baselines yolo --data data --epochs 50        # ~50 min on 2 cores
+    python -m demo.train_baselines yolo --weights yolo11n-pose.pt --epochs 30 \
+        --out data/models/yolo11n_pose.pt                               # ~25 min, transfer learning
     python -m demo.train_baselines classifier --data data --epochs 30  # ~2 min
 
-`yolo`: the yolov8n-pose architecture from Ultralytics' own model YAML, trained from scratch;
-the best checkpoint is copied to <data>/models/yolo_pose.pt.
+`yolo`: the yolov8n-pose architecture from Ultralytics' own model YAML, trained from scratch,
+or any YOLO pose checkpoint given as `--weights` trained further (the demo's yolo11n-pose starts
+from Ultralytics' COCO-pretrained weights: see the README's "Demo inputs"); the best checkpoint
+is copied to `--out` (default <data>/models/yolo_pose.pt).
 `classifier`: a Keras MLP over the 51 normalised keypoint values (about 5.8 M parameters, as
 the reference study's), saved as <data>/models/activity_classifier.keras (Keras 3's
 SavedModel export stores every weight twice, which would double the bundled remote).
@@ -15,19 +19,22 @@ import tempfile
 from pathlib import Path
 
 import stages  # noqa: F401  (Ultralytics offline before it is imported)
+from stages.checks import resolve_device
 
 
 def train_yolo(data: Path, epochs: int, imgsz: int = 320, batch: int = 16, seed: int = 0,
-               weights=None) -> Path:
-    """Train yolov8n-pose on <data>/pose/pose.yaml, from its YAML or, to train longer, from an
-    earlier checkpoint (`weights`); return the copied best checkpoint."""
+               weights=None, out=None, arch: str = "yolov8n-pose", device: str = "cpu") -> Path:
+    """Train a YOLO pose model on <data>/pose/pose.yaml, from the YAML of Ultralytics' `arch`
+    (yolov8n-pose, yolo11n-pose, yolo26n-pose, ...) or from a checkpoint (`weights`:
+    an earlier run to train longer, or pretrained weights to transfer); return the copied best
+    checkpoint."""
     from ultralytics import YOLO
 
-    out = data / "models" / "yolo_pose.pt"
+    out = Path(out) if out else data / "models" / "yolo_pose.pt"
     with tempfile.TemporaryDirectory() as runs:
-        model = YOLO(str(weights) if weights else "yolov8n-pose.yaml", task="pose")
+        model = YOLO(str(weights) if weights else f"{arch}.yaml", task="pose")
         model.train(data=str((data / "pose" / "pose.yaml").resolve()), epochs=epochs, imgsz=imgsz,
-                    batch=batch, workers=2, device="cpu", seed=seed, deterministic=True, amp=False,
+                    batch=batch, workers=2, device=device, seed=seed, deterministic=True, amp=False,
                     # no left-right flips: the demo people wear their left limbs darker than their
                     # right ones, and a mirrored image would teach the opposite
                     fliplr=0.0, plots=False, project=runs, name="baseline", exist_ok=True, verbose=False)
@@ -81,10 +88,14 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=Path("data"))
     ap.add_argument("--epochs", type=int, default=None, help="yolo: 60, classifier: 30")
     ap.add_argument("--imgsz", type=int, default=320)
-    ap.add_argument("--weights", type=Path, help="yolo: continue from this checkpoint")
+    ap.add_argument("--weights", type=Path, help="yolo: start from this checkpoint")
+    ap.add_argument("--out", type=Path, help="yolo: where the best checkpoint goes")
+    ap.add_argument("--arch", default="yolov8n-pose", help="yolo: Ultralytics model YAML, without --weights")
+    ap.add_argument("--device", default="auto", help="yolo: auto (a CUDA GPU when present), cpu, cuda:N")
     a = ap.parse_args(argv)
     if a.what == "yolo":
-        out = train_yolo(a.data, a.epochs or 50, a.imgsz, weights=a.weights)
+        out = train_yolo(a.data, a.epochs or 50, a.imgsz, weights=a.weights, out=a.out, arch=a.arch,
+                         device=resolve_device(a.device, "--device"))
     else:
         out = train_classifier(a.data, a.epochs or 30)
     print(f"wrote {out}")

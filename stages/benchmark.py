@@ -25,6 +25,7 @@ from stages.checks import (InputError, dataset_images, existing_file, image_shap
                            pose_dataset_yaml, run_stage)
 from stages.images import onnx_image_input, readable_images, validator_tensor
 from stages.outputs import atomic_path, write_json
+from stages.yolo_models import check_pose_onnx
 
 STATISTICS = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}
 CSV_COLUMNS = ("variant", "kind", "latency_ms_p50", "latency_ms_min", "latency_ms_mean", "latency_ms_p90",
@@ -47,7 +48,8 @@ def read_params(path) -> dict:
 
 
 def variants(a, recipes) -> list:
-    """(name, kind, model file, accuracy metrics file) of every variant; files checked to exist.
+    """(name, kind, model file, accuracy metrics file) of every variant; files checked to exist, ONNX
+    files to be pose models (check_pose_onnx).
 
     A PyTorch variant's accuracy is its FP32 ONNX export's: the same weights at the same input
     shape, outputs matched within export_onnx.tolerance.
@@ -58,9 +60,11 @@ def variants(a, recipes) -> list:
         out += [(f"pytorch_{m}", "pytorch", pt, Path(a.export_metrics) / f"{m}.json"),
                 (f"onnx_{m}", "onnx_fp32", Path(a.onnx_dir) / f"{m}.onnx", Path(a.export_metrics) / f"{m}.json"),
                 (f"int8_{m}", "onnx_int8", Path(a.int8_dir) / f"{m}.onnx", Path(a.quantize_metrics) / f"{m}.json")]
-    for name, _, model, acc in out:
+    for name, kind, model, acc in out:
         existing_file(model, f"model ({name})")
         existing_file(acc, f"metrics ({name})")
+        if kind != "pytorch":
+            check_pose_onnx(model)
     return out
 
 

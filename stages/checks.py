@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import yaml
 
+from stages.pose_data import label_file, split_images, split_problems
+
 
 class InputError(Exception):
     """Bad input, reported as one line before any work is done."""
@@ -76,6 +78,28 @@ def param(section: dict, key: str, kind: type, name: str, low=None, high=None,
     return value
 
 
+def training_device(path) -> str:
+    """params.yaml's training.device, resolved (resolve_device)."""
+    return resolve_device(param(load_params(path, "training"), "device", str, "training.device"),
+                          "parameter training.device")
+
+
+def resolve_device(value: str, name: str) -> str:
+    """A training device: `auto` is the first CUDA GPU when torch sees one, else the CPU; `cpu`,
+    `cuda`, `cuda:N` pass through, checked to exist (InputError naming `name` otherwise)."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if value == "auto":
+        return "cuda:0" if gpus else "cpu"
+    index = value.split(":", 1)[1] if value.startswith("cuda:") else "0" if value == "cuda" else None
+    if value != "cpu" and not (index is not None and index.isdigit()):
+        raise InputError(f"{name}: {value!r} is not one of auto, cpu, cuda, cuda:N")
+    if index is not None and int(index) >= gpus:
+        raise InputError(f"{name}: {value!r}, but torch sees {gpus} CUDA GPU(s); use auto or cpu")
+    return value
+
+
 def image_shape(section: dict, key: str, name: str) -> list:
     """section[key] as [h, w] (one int means square), multiples of 32 in [32, 4096]."""
     value = section.get(key)
@@ -89,7 +113,8 @@ def image_shape(section: dict, key: str, name: str) -> list:
 
 
 def pose_dataset_yaml(path, kpt_shape=(17, 3)) -> Path:
-    """An Ultralytics pose dataset YAML that points at existing train/val images; absolute path.
+    """An Ultralytics pose dataset YAML whose train and val splits hold images, all of them decodable,
+    and label files that match kpt_shape and the class names (see _check_split); absolute path.
 
     Relative entries are resolved against the YAML's own folder (no `path:` key needed):
     Ultralytics would otherwise resolve a relative `path:` against its global datasets_dir.
@@ -107,10 +132,32 @@ def pose_dataset_yaml(path, kpt_shape=(17, 3)) -> Path:
     for split in ("train", "val"):
         if not spec.get(split):
             raise InputError(f"dataset {p}: no '{split}' entry")
-        target = root / spec[split]
-        if not target.exists():
-            raise InputError(f"dataset {p}: {split} images {target} not found")
+        if not isinstance(spec[split], str):
+            raise InputError(f"dataset {p}: '{split}' is {spec[split]!r}, expected one folder or image list file")
+        if not (root / spec[split]).exists():
+            raise InputError(f"dataset {p}: {split} images {root / spec[split]} not found")
+    names = spec.get("names")
+    classes = len(names) if isinstance(names, (list, dict)) else spec.get("nc")
+    if not (isinstance(classes, int) and classes > 0):
+        raise InputError(f"dataset {p}: no class 'names'")
+    for split in ("train", "val"):
+        _check_split(p, split, root / spec[split], classes, kpt_shape)
     return p.resolve()
+
+
+def _check_split(dataset_yaml: Path, split: str, entry: Path, classes: int, kpt_shape) -> None:
+    """InputError unless a split has images, a label file for at least one, and no image or label
+    file that Ultralytics would drop or rewrite (stages.pose_data)."""
+    images = split_images(entry)
+    if not images:
+        raise InputError(f"dataset {dataset_yaml}: no {split} images in {entry}")
+    problems, labelled = split_problems(images, classes, kpt_shape)
+    if problems:
+        (first, why), n = problems[0], len(problems)
+        raise InputError(f"dataset {dataset_yaml}: {n} bad {split} file{'s' if n > 1 else ''}, first {first}: {why}")
+    if not labelled:
+        raise InputError(f"dataset {dataset_yaml}: none of the {len(images)} {split} images has a label file "
+                         f"(looked for {label_file(images[0])})")
 
 
 def _dataset_root(dataset_yaml: Path, spec: dict) -> Path:
@@ -123,7 +170,7 @@ def dataset_images(dataset_yaml: Path, split: str) -> list:
     """Image files of one split of a checked pose dataset YAML, sorted."""
     spec = yaml.safe_load(Path(dataset_yaml).read_text())
     folder = _dataset_root(Path(dataset_yaml), spec) / spec[split]
-    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
+    files = split_images(folder)
     if not files:
         raise InputError(f"dataset {dataset_yaml}: no {split} images in {folder}")
     return files

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from stages.checks import load_params, param, run_stage
+from stages.checks import load_params, param, run_stage, training_device
 from stages.classifier_models import (accuracy, check_fits, load_activity, load_model, outputs_are_probabilities,
                                       per_class, predict, save_model, write_confusion_csv)
 from stages.classifier_pruning import accounting, finetune
@@ -34,7 +34,7 @@ def read_params(path, recipe: str) -> dict:
     return {"lr": param(s, "lr", float, f"{name}.lr", 0.0, 1.0, high_open=True),
             "epochs": param(s, "epochs", int, f"{name}.epochs", 0, 1000),
             "batch": param(s, "batch", int, f"{name}.batch", 1, 65536),
-            "seed": param(s, "seed", int, f"{name}.seed", 0)}
+            "seed": param(s, "seed", int, f"{name}.seed", 0), "device": training_device(path)}
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
@@ -103,7 +103,7 @@ def main() -> None:
     pred_pruned = check_fits(model, data, a.model).argmax(1)
     before = accounting(model, original)
     finetune(model, data["x_train"], data["y_train"], p["lr"], p["epochs"], p["batch"], p["seed"],
-             outputs_are_probabilities(scores))
+             outputs_are_probabilities(scores), p["device"])
     pred = predict(model, data["x_val"]).argmax(1)
     after = accounting(model, original)
     with atomic_path(a.out) as tmp:
@@ -112,7 +112,7 @@ def main() -> None:
     write_confusion_csv(a.confusion, y, pred, classes)
     confusion_figure(a.figure, {"original": confusion(y, pred_original, len(classes)),
                                 f"pruned + fine-tuned ({a.recipe})": confusion(y, pred, len(classes))}, classes)
-    metrics = {"baseline_accuracy": accuracy(y, pred_original), "pruned_accuracy": accuracy(y, pred_pruned),
+    metrics = {"device": p["device"], "baseline_accuracy": accuracy(y, pred_original), "pruned_accuracy": accuracy(y, pred_pruned),
                "accuracy": accuracy(y, pred), "accuracy_change_points": accuracy(y, pred) - accuracy(y, pred_original),
                "prune_ratio_before": before["prune_ratio"], **after,
                "params": sum(t.numel() for t in model.parameters()),

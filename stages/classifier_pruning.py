@@ -112,20 +112,22 @@ def prune_neurons(gm: torch.fx.GraphModule, amount: float) -> list:
 
 
 def finetune(model: nn.Module, x: np.ndarray, y: np.ndarray, lr: float, epochs: int, batch: int,
-             seed: int, probabilities: bool) -> nn.Module:
-    """Adam on cross-entropy, zeroed Linear/Conv weights held at zero by pruning masks.
+             seed: int, probabilities: bool, device: str = "cpu") -> nn.Module:
+    """Adam on cross-entropy, zeroed Linear/Conv weights held at zero by pruning masks, on `device`;
+    the model comes back on the CPU.
 
     `probabilities`: the model ends in a softmax, so the loss takes the log of its outputs.
     """
     torch.manual_seed(seed)
+    model.to(device)
     masked = [m for m in prunable(model) if bool((m.weight == 0).any())]
     for m in masked:
         prune.custom_from_mask(m, "weight", mask=(m.weight != 0))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(xt))
+        order = torch.randperm(len(xt)).to(device)  # drawn on the CPU: the same order on any device
         for i in range(0, len(xt), batch):
             idx = order[i:i + batch]
             out = model(xt[idx])
@@ -136,4 +138,4 @@ def finetune(model: nn.Module, x: np.ndarray, y: np.ndarray, lr: float, epochs: 
             optimizer.step()
     for m in masked:
         prune.remove(m, "weight")
-    return model.eval()
+    return model.cpu().eval()

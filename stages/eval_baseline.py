@@ -3,13 +3,14 @@
     python -m stages.eval_baseline --model data/models/yolo_pose.pt \
         --data data/pose/pose.yaml --metrics metrics/eval_baseline.json
 
-Writes pose and box mAP50 / mAP50-95 on the val split, the parameter count and GFLOPs.
+Writes the architecture (the Ultralytics model YAML it was built from), pose and box mAP50 /
+mAP50-95 on the val split, the parameter count and GFLOPs.
 """
 import argparse
 
 from stages.checks import load_params, param, pose_dataset_yaml, run_stage
 from stages.outputs import write_json
-from stages.yolo_models import count_params, gflops, load_pose_model, validate
+from stages.yolo_models import architecture, count_params, gflops, load_pose_model, validate
 
 
 def read_params(path) -> dict:
@@ -23,7 +24,8 @@ def evaluate(model_path, dataset_yaml, imgsz: int, batch: int) -> dict:
     """Accuracy and size of a YOLO pose checkpoint."""
     model = load_pose_model(model_path)
     metrics = validate(model, dataset_yaml, imgsz, batch)
-    return {**metrics, "params": count_params(model), "gflops": gflops(model, imgsz)}
+    return {"architecture": architecture(model), **metrics, "params": count_params(model),
+            "gflops": gflops(model, imgsz)}
 
 
 def main() -> None:
@@ -37,7 +39,7 @@ def main() -> None:
     dataset = pose_dataset_yaml(a.data)
     metrics = evaluate(a.model, dataset, p["imgsz"], p["batch"])
     write_json(a.metrics, metrics)
-    print(f"baseline: pose mAP50 {metrics['pose_map50']:.4f}, mAP50-95 {metrics['pose_map50_95']:.4f}, "
+    print(f"baseline {metrics['architecture']}: pose mAP50 {metrics['pose_map50']:.4f}, mAP50-95 {metrics['pose_map50_95']:.4f}, "
           f"{metrics['params']:,} params, {metrics['gflops']:.2f} GFLOPs -> {a.metrics}")
 
 

@@ -5,8 +5,8 @@
         --metrics metrics/finetune/reference.json --plots plots/finetune/reference.csv
 
 `recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
-and `batch` required; any other `yolo train` argument allowed, checked by Ultralytics' own
-config check), plus one key of this stage's own, `frozen_bn` (see FROZEN_BN). The trainer
+and `batch` required; any other `yolo train` argument allowed, name and value checked up front
+by stages.train_args), plus one key of this stage's own, `frozen_bn` (see FROZEN_BN). The trainer
 trains the pruned module itself: a pruned model cannot be rebuilt from its YAML. Weights zeroed
 by unstructured pruning are re-zeroed after every optimizer step, in the model and in its EMA
 (the EMA is what gets saved), so the prune ratio after fine-tuning equals the ratio before it
@@ -19,9 +19,11 @@ import tempfile
 from copy import deepcopy
 from pathlib import Path
 
-from stages.checks import InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage
+from stages.checks import (InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage,
+                           training_device)
 from stages.outputs import atomic_path, write_json
 from stages.pruning import apply_masks, read_checkpoint, save_checkpoint, sparsity
+from stages.train_args import check_train_args
 from stages.yolo_models import count_params, gflops, load_pose_model, validate
 
 RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir")
@@ -36,9 +38,7 @@ FROZEN_BN = {"keep": "running statistics of frozen layers stay as loaded (Ultral
 
 
 def read_params(path, recipe: str) -> dict:
-    """recipes.<recipe>.finetune as Ultralytics train arguments, checked by Ultralytics' config check."""
-    from ultralytics.cfg import DEFAULT_CFG, get_cfg
-
+    """recipes.<recipe>.finetune as Ultralytics train arguments, keys and values checked (check_train_args)."""
     n = f"recipes.{recipe}.finetune"
     s = dict(load_params(path, n))
     frozen_bn = s.pop("frozen_bn", "keep")
@@ -51,11 +51,7 @@ def read_params(path, recipe: str) -> dict:
     for key in RESERVED:
         if key in s:
             raise InputError(f"parameter {n}.{key}: set by the pipeline, not a recipe parameter")
-    try:
-        get_cfg(DEFAULT_CFG, dict(s))
-    except (SyntaxError, TypeError, ValueError) as e:
-        raise InputError(f"parameter {n}: {' '.join(str(e).split())}"[:300]) from None
-    return {**DEFAULTS, **s, "frozen_bn": frozen_bn}
+    return {**DEFAULTS, **check_train_args(s, n), "frozen_bn": frozen_bn, "device": training_device(path)}
 
 
 def _trainer_class(frozen_bn: str):
@@ -80,6 +76,21 @@ def _trainer_class(frozen_bn: str):
     return PrunedPoseTrainer
 
 
+def print_progress(trainer) -> None:
+    """One line per epoch, flushed, whatever the terminal: a long fine-tune shows it is alive
+    (Ultralytics' own bars are off in the pipeline, see stages/__init__.py)."""
+    import time
+
+    done, total = trainer.epoch + 1, trainer.epochs
+    if done > total:  # the final validation of best.pt runs these callbacks once more
+        return
+    per_epoch = (time.time() - trainer.train_time_start) / done
+    loss = sum(float(v) for v in (trainer.tloss or {}).values())  # the epoch's mean loss items
+    fitness = trainer.metrics.get("metrics/mAP50-95(P)", float("nan"))
+    print(f"  epoch {done}/{total}: train loss {loss:.3f}, pose mAP50-95 {fitness:.4f}, "
+          f"{per_epoch:.0f} s an epoch, about {per_epoch * (total - done) / 60:.0f} min left", flush=True)
+
+
 def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir):
     """Train the checkpoint; returns the best EMA module in float32, the run's results.csv and
     the trainer's arguments (saved in the checkpoint as Ultralytics does)."""
@@ -87,7 +98,7 @@ def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir)
 
     train_args = dict(train_args)
     trainer = _trainer_class(train_args.pop("frozen_bn"))(overrides={
-        **train_args, "model": str(model_path), "data": str(dataset_yaml), "device": "cpu",
+        **train_args, "model": str(model_path), "data": str(dataset_yaml),
         "project": str(run_dir), "name": "finetune", "exist_ok": True})
     kept = {}
 
@@ -104,12 +115,13 @@ def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir)
             kept["best"] = deepcopy(tr.ema.ema)
 
     trainer.add_callback("on_train_start", take_masks)
+    trainer.add_callback("on_fit_epoch_end", print_progress)
     trainer.add_callback("on_train_batch_end", reapply_masks)
     trainer.add_callback("on_model_save", keep_best)
     trainer.train()
     best = kept["best"] if "best" in kept else deepcopy(trainer.ema.ema)
     best.criterion = None  # training-only state
-    return best.float().eval(), Path(trainer.save_dir) / "results.csv", vars(trainer.args)
+    return best.float().cpu().eval(), Path(trainer.save_dir) / "results.csv", vars(trainer.args)
 
 
 def finetune_and_measure(model_path, dataset_yaml, out, plots, train_args: dict) -> dict:
@@ -128,7 +140,7 @@ def finetune_and_measure(model_path, dataset_yaml, out, plots, train_args: dict)
         counts = sparsity(tuned.model, layers) if layers else {}
         if before:
             counts["prune_ratio_before"] = before["prune_ratio"]
-        metrics = {**validate(tuned, dataset_yaml, imgsz, batch), **counts,
+        metrics = {"device": train_args["device"], **validate(tuned, dataset_yaml, imgsz, batch), **counts,
                    "params": count_params(tuned), "gflops": gflops(tuned, imgsz)}
         if plots:
             with atomic_path(plots) as tmp_plots:

@@ -16,6 +16,15 @@ import stages  # noqa: F401  (Ultralytics offline before it is imported)
 from stages.checks import InputError
 
 
+def onnx_metadata(onnx_path) -> dict:
+    """The metadata Ultralytics' exporter wrote into an ONNX file (task, imgsz, kpt_shape, end2end, ...),
+    as strings."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return {m.key: m.value for m in model.metadata_props}
+
+
 def onnx_image_input(onnx_path) -> tuple:
     """(name, (h, w), dynamic) of an ONNX pose model's single image input. (h, w) is its static
     shape or, when height and width are dynamic, the shape it was exported at (Ultralytics'

@@ -26,8 +26,10 @@ def rounded(value):
 
 @contextmanager
 def atomic_path(target):
-    """Yield a temporary path beside `target` (file or folder); move it into place on success."""
+    """Yield a temporary path beside `target` (file or folder); move it into place on success. On
+    failure the folders made for it are removed again, so nothing is left that looks like output."""
     target = Path(target)
+    made = [d for d in (target.parent, *target.parent.parents) if not d.exists()]  # innermost first
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp = tmp_dir / target.name
@@ -38,6 +40,12 @@ def atomic_path(target):
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not target.exists():
+            for d in made:
+                try:
+                    d.rmdir()
+                except OSError:  # not empty: something else writes there too
+                    break
 
 
 def write_json(path, data: dict) -> None:

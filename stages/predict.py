@@ -19,6 +19,9 @@ from stages.system import PosePipeline, class_names, draw_people, image_files, r
 
 def load_pair(pairs_file, recipe: str) -> dict:
     """The detector, classifier and settings of one pair from system_eval's pairs file."""
+    if not Path(pairs_file).exists():
+        raise InputError(f"pairs file {pairs_file}: not found; run the pipeline first (`make repro`, or "
+                         f"`dvc repro system_eval`), which writes it")
     path = existing_file(pairs_file, "pairs file")
     pairs = json.loads(Path(path).read_text())
     if recipe not in pairs["pairs"]:

@@ -13,11 +13,13 @@ unstructured pruning `total_params`, `pruned_params`, `prune_ratio` over the pru
 `model_*` over the whole model.
 """
 import argparse
+import resource
 
 from stages.checks import InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage
 from stages.outputs import atomic_path, write_json
 from stages.pruning import (ACTIVATIONS, CRITERIA, METHODS, SCOPES, STRUCTURED, UNSTRUCTURED, prune_channels,
                             prune_unstructured, read_checkpoint, save_checkpoint, sparsity, use_relu)
+from stages.prunable import unfollowed_modules
 from stages.yolo_models import count_params, gflops, load_pose_model, validate
 
 
@@ -39,8 +41,31 @@ def read_params(path, recipe: str) -> dict:
                                          0.0, 1.0, high_open=True),
                  round_to=param(s, "round_to", int, f"{n}.round_to", 1, 256),
                  global_pruning=param(s, "global_pruning", bool, f"{n}.global_pruning"),
-                 activation=param(s, "activation", str, f"{n}.activation", choices=ACTIVATIONS))
+                 activation=param(s, "activation", str, f"{n}.activation", choices=ACTIVATIONS),
+                 keep_whole=type_names(s, "keep_whole", f"{n}.keep_whole"))
     return p
+
+
+def type_names(section: dict, key: str, name: str) -> list:
+    """An optional list of module type names (default: none)."""
+    value = section.get(key, [])
+    if not (isinstance(value, list) and all(isinstance(v, str) and v.isidentifier() for v in value)):
+        raise InputError(f"parameter {name}: expected a list of module type names, got {value!r}")
+    return value
+
+
+def check_prunable(model, p: dict, recipe: str) -> None:
+    """Refuse, before any work, a model with a module channel pruning cannot follow, naming it and
+    what to do (Torch-Pruning would otherwise fail deep inside, or run out of memory)."""
+    if p["method"] != STRUCTURED:
+        return
+    bad = unfollowed_modules(model.model, p["keep_whole"])
+    if bad:
+        name, kind = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise InputError(f"recipes.{recipe}.prune: channel pruning cannot follow {kind} ({name}){more}; add "
+                         f"{kind} to recipes.{recipe}.prune.keep_whole to leave it unpruned, or use "
+                         f"method: {UNSTRUCTURED}")
 
 
 def prune_model(module, p: dict) -> dict:
@@ -48,17 +73,25 @@ def prune_model(module, p: dict) -> dict:
     if p["method"] == UNSTRUCTURED:
         layers = prune_unstructured(module, p["amount"], p["scope"], p["include_head"])
         return {"method": UNSTRUCTURED, "layers": layers}
-    prune_channels(module, p["imgsz"], p["criterion"], p["ratio"], p["max_pruning_ratio"],
-                   p["round_to"], p["global_pruning"])
+    try:
+        prune_channels(module, p["imgsz"], p["criterion"], p["ratio"], p["max_pruning_ratio"],
+                       p["round_to"], p["global_pruning"], p["keep_whole"])
+    except (IndexError, RuntimeError, ValueError, MemoryError) as e:  # a block check_prunable let through
+        raise InputError(f"channel pruning failed inside Torch-Pruning ({e.__class__.__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); add the block it failed on to "
+                         f"keep_whole, or use method: {UNSTRUCTURED}"[:400]) from None
     swapped = use_relu(module) if p["activation"] == "relu" else 0
     return {"method": STRUCTURED, "activation": p["activation"], "relu_swapped": swapped}
 
 
-def prune_and_measure(model_path, dataset_yaml, out, p: dict) -> dict:
-    """Prune the checkpoint, save it to `out` and measure the saved file as any later stage loads it."""
-    if existing_file(model_path, "model").suffix != ".pt":
-        raise InputError(f"model {model_path}: expected a PyTorch .pt checkpoint")
-    model = load_pose_model(model_path)
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KB
+
+
+def prune_and_measure(model, model_path, dataset_yaml, out, p: dict) -> dict:
+    """Prune the loaded checkpoint, save it to `out` and measure the saved file as any later stage
+    loads it."""
     before = {"params_before": count_params(model), "gflops_before": gflops(model, p["imgsz"])}
     record = prune_model(model.model, p)
     with atomic_path(out) as tmp:
@@ -68,7 +101,8 @@ def prune_and_measure(model_path, dataset_yaml, out, p: dict) -> dict:
         size["gflops_reduction"] = 1 - size["gflops"] / before["gflops_before"]
         counts = sparsity(pruned.model, record["layers"]) if "layers" in record else {}
         swapped = {"relu_swapped": record["relu_swapped"]} if "relu_swapped" in record else {}
-        return {**validate(pruned, dataset_yaml, p["imgsz"], p["batch"]), **counts, **before, **size, **swapped}
+        return {**validate(pruned, dataset_yaml, p["imgsz"], p["batch"]), **counts, **before, **size, **swapped,
+                "peak_rss_mb": peak_rss_mb()}
 
 
 def main() -> None:
@@ -82,11 +116,16 @@ def main() -> None:
     a = ap.parse_args()
     p = read_params(a.params, a.recipe)
     dataset = pose_dataset_yaml(a.data)
-    m = prune_and_measure(a.model, dataset, a.out, p)
+    if existing_file(a.model, "model").suffix != ".pt":
+        raise InputError(f"model {a.model}: expected a PyTorch .pt checkpoint")
+    model = load_pose_model(a.model)
+    check_prunable(model, p, a.recipe)
+    m = prune_and_measure(model, a.model, dataset, a.out, p)
     write_json(a.metrics, m)
     ratio = f", prune_ratio {m['prune_ratio']:.4f}" if "prune_ratio" in m else ""
     print(f"prune {a.recipe}: pose mAP50 {m['pose_map50']:.4f}, mAP50-95 {m['pose_map50_95']:.4f}, "
-          f"{m['params']:,} params, {m['gflops']:.2f} GFLOPs{ratio} -> {a.out}")
+          f"{m['params_before']:,} -> {m['params']:,} params, {m['gflops_before']:.2f} -> {m['gflops']:.2f} "
+          f"GFLOPs{ratio}, peak memory {m['peak_rss_mb']:.0f} MB -> {a.out}")
 
 
 if __name__ == "__main__":

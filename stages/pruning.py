@@ -8,7 +8,6 @@ accept and `stages.finetune` trains; their pruning record tells fine-tuning whic
 sparse.
 """
 from copy import deepcopy
-from datetime import datetime
 
 import torch
 from torch import nn
@@ -80,8 +79,10 @@ class C2fTwoConv(nn.Module):
 
     C2f runs one convolution and `chunk`s its output in halves; Torch-Pruning's dependency graph
     cannot follow `chunk` (IndexError ... out of bounds on the first step). Two convolutions, one
-    per half, let each half lose its own channels. Pruned models pickle this class, so loading them
-    needs this project's `stages` package importable (it is, from the project root).
+    per half, let each half lose its own channels. The same holds for every block running C2f's
+    forward with other inner blocks (YOLO11 and YOLO26's C3k2: C3k or Bottleneck + PSABlock).
+    Pruned models pickle this class, so loading them needs this project's `stages` package
+    importable (it is, from the project root).
     """
 
     def __init__(self, c2f: nn.Module):
@@ -113,13 +114,18 @@ def _conv_half(conv, start: int, stop: int):
 
 
 def rewrite_c2f(model) -> int:
-    """Replace every C2f block of the model by its two-convolution form; returns how many."""
+    """Replace every C2f-shaped block by its two-convolution form; returns how many.
+
+    "C2f-shaped" is any module running C2f's own forward: C2f itself and its subclasses that only
+    change the inner blocks (YOLO11/YOLO26's C3k2, C2fPSA, ...). Matching the type alone missed
+    C3k2, and Torch-Pruning then ran out of memory on its `chunk`.
+    """
     from ultralytics.nn.modules import C2f
 
     count = 0
     for parent in list(model.modules()):
         for name, child in parent.named_children():
-            if type(child) is C2f:
+            if isinstance(child, C2f) and type(child).forward is C2f.forward:
                 setattr(parent, name, C2fTwoConv(child))
                 count += 1
     return count
@@ -135,20 +141,21 @@ def _importance(criterion: str):
 
 
 def prune_channels(model, imgsz: int, criterion: str, ratio: float, max_ratio: float,
-                   round_to: int, global_pruning: bool) -> None:
-    """Remove `ratio` of the channels (per layer, at most `max_ratio`) outside the Pose head, in place."""
+                   round_to: int, global_pruning: bool, keep_whole=()) -> None:
+    """Remove `ratio` of the channels (per layer, at most `max_ratio`) outside the blocks left
+    whole (whole_blocks), in place. The model must have passed unfollowed_modules."""
     import torch_pruning as tp
-    from ultralytics.nn.modules import Detect
+
+    from stages.prunable import whole_blocks
 
     rewrite_c2f(model)
     model.eval()
     for p in model.parameters():  # the dependency graph is traced through autograd
         p.requires_grad_(True)
-    head = [m for m in model.modules() if isinstance(m, Detect)]  # Pose subclasses Detect: kept whole
     pruner = tp.pruner.MetaPruner(
         model, torch.zeros(1, 3, imgsz, imgsz), importance=_importance(criterion),
         global_pruning=global_pruning, pruning_ratio=ratio, max_pruning_ratio=max_ratio,
-        round_to=round_to or None, ignored_layers=head)
+        round_to=round_to or None, ignored_layers=whole_blocks(model, keep_whole))
     pruner.step()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -174,12 +181,13 @@ def save_checkpoint(model, path, source_ckpt: dict, pruning: dict) -> None:
     """Save `model` as an Ultralytics checkpoint, in float32, with a record of how it was pruned.
 
     Float32 (where Ultralytics saves half) so the file evaluates exactly as the model in memory.
+    The date is the source checkpoint's, so the same pruning of the same file gives the same bytes.
     """
     from ultralytics import __version__
 
     torch.save({"model": deepcopy(model).float(), "ema": None, "epoch": -1, "optimizer": None,
                 "train_args": dict(source_ckpt.get("train_args") or {}), "pruning": pruning,
-                "date": datetime.now().astimezone().isoformat(), "version": __version__}, path)
+                "date": source_ckpt.get("date"), "version": __version__}, path)
 
 
 def read_checkpoint(path) -> dict:

@@ -20,7 +20,7 @@ from stages.export_onnx import check_onnx
 from stages.images import onnx_input_shape, readable_images, spread
 from stages.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes
 from stages.outputs import atomic_path, write_json
-from stages.yolo_models import load_pose_model, validate
+from stages.yolo_models import check_pose_onnx, load_pose_model, validate
 
 
 METHODS = ("MinMax", "Entropy", "Percentile", "Distribution")
@@ -104,6 +104,7 @@ def main() -> None:
     p = read_params(a.params, a.recipe)
     dataset = pose_dataset_yaml(a.data)
     check_onnx(a.model)
+    check_pose_onnx(a.model)
     _, shape = onnx_input_shape(a.model)
     calib = []
     if p["mode"] == "static":

@@ -49,8 +49,17 @@ def copied_figures(plots: Path, figures: Path, pattern: str, caption: str) -> li
     return lines
 
 
-def build_report(metrics_dir: Path, plots: Path, figures: Path) -> str:
-    """The report's Markdown; figures are written into `figures`, which sits beside the report."""
+def recorded_runs(folder) -> dict:
+    """{name: metrics} of the runs recorded under folder/<name>/metrics (none without a folder)."""
+    folder = Path(folder) if folder else None
+    if not folder or not folder.is_dir():
+        return {}
+    return {d.name: load_metrics(d / "metrics") for d in sorted(folder.iterdir()) if (d / "metrics").is_dir()}
+
+
+def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None) -> str:
+    """The report's Markdown; figures are written into `figures`, which sits beside the report.
+    `others`: {name: metrics} of other baselines' recorded runs, shown beside this one."""
     m = load_metrics(metrics_dir)
     used, absent = set(), []
     parts = [HEADER]
@@ -61,6 +70,7 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path) -> str:
             ("YOLO pose: ONNX and INT8 quantization", sections.quantization, []),
             ("All variants: accuracy, latency and size", sections.variants,
              benchmark_figure(plots, figures, statistic)),
+            ("Other baselines: YOLO11, YOLO26, ...", lambda mm: sections.architectures(mm, others or {}), []),
             ("Activity classifier", sections.classifier,
              copied_figures(plots, figures, "classifier*/**/confusion*.png",
                             "Confusion matrices, original beside pruned and fine-tuned")),
@@ -73,6 +83,7 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path) -> str:
             parts += [f"## {title}\n", "\n\n".join(body + extra), ""]
         else:
             absent.append(title)
+    absent = [t for t in absent if not t.startswith("Other baselines") or others]
     if absent:
         parts += [f"_Left out, as this run has no metrics for them: {'; '.join(absent)}._", ""]
     png = compare_bars(["baseline", "pruned", "fine-tuned", "quantized"], sections.study_comparison(m),
@@ -90,6 +101,7 @@ def main() -> None:
     ap.add_argument("--plots", required=True, help="plots folder (may be absent)")
     ap.add_argument("--out", required=True, help="report Markdown to write")
     ap.add_argument("--figures", required=True, help="folder for the report's images, beside --out")
+    ap.add_argument("--runs", help="folder of other baselines' recorded runs, <runs>/<name>/metrics/")
     a = ap.parse_args()
     metrics_dir, plots, out, figures = Path(a.metrics), Path(a.plots), Path(a.out), Path(a.figures)
     if not metrics_dir.is_dir():
@@ -98,7 +110,7 @@ def main() -> None:
         raise InputError(f"--figures {figures}: must sit beside the report {out}, for its relative links")
     # the temporary folder has the final folder's name, so the report's links hold once moved
     with atomic_path(figures) as tmp_figures:
-        text = build_report(metrics_dir, plots, tmp_figures)
+        text = build_report(metrics_dir, plots, tmp_figures, recorded_runs(a.runs))
         with atomic_path(out) as tmp:
             tmp.write_text(text)
     print(f"report: {out} ({len(text.splitlines())} lines), figures in {figures}")

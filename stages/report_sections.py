@@ -27,7 +27,8 @@ def baseline(m: dict):
     b = m.get("eval_baseline")
     if not b:
         return [], set()
-    return [f"The baseline YOLO pose model scores **{maps(b)}**{study('mAP50 81.80%, mAP50-95 37.99%')}, "
+    arch = f" ({b['architecture']})" if b.get("architecture") else ""
+    return [f"The baseline YOLO pose model{arch} scores **{maps(b)}**{study('mAP50 81.80%, mAP50-95 37.99%')}, "
             f"with {num(b.get('params'))} parameters and {num(b.get('gflops'))} GFLOPs per image."], {"eval_baseline"}
 
 
@@ -161,6 +162,35 @@ def system(m: dict):
              ms(v.get("latency_ms_mean")), times(v.get("speedup"))] for k, v in pairs.items()]
     return [table(["pair", "people found", "activity accuracy (all people)", "(matched people)",
                    "latency / image", "speed-up"], rows)], {"system_eval"}
+
+
+def _architecture_rows(name: str, m: dict) -> list:
+    """One row per INT8 variant of a run: its baseline, GFLOPs cut, accuracies, speed-up, size."""
+    b, bench = m.get("eval_baseline") or {}, (m.get("benchmark") or {}).get("variants") or {}
+    rows = []
+    for r in ["baseline", *sorted(under(m, "finetune"))]:
+        q, v = m.get(f"quantize/{r}") or {}, bench.get(f"int8_{r}") or {}
+        tuned = m.get(f"finetune/{r}") or {}
+        cut = (m.get(f"prune/{r}") or {}).get("gflops_reduction", 0.0 if r == "baseline" else None)
+        rows.append([f"`{name}`", f"`{r}`", pct(b.get(MAP[0])), pct(b.get(MAP[1])), pct(cut, 1),
+                     pct(tuned.get(MAP[1])), pct(q.get(MAP[0])), pct(q.get(MAP[1])),
+                     times(v.get("speedup_vs_onnx_fp32")), mb(v.get("zip_bytes")), percent(v.get("size_reduction"))])
+    return rows
+
+
+def architectures(m: dict, others: dict):
+    """This run beside the recorded runs of other baselines (results/<name>/metrics), INT8 variant
+    by variant; nothing when none is recorded."""
+    if not others:
+        return [], set()
+    this = (m.get("eval_baseline") or {}).get("architecture", "this run")
+    rows = [row for name, mm in [(f"{this} (this run)", m), *sorted(others.items())]
+            for row in _architecture_rows(name, mm)]
+    return ["The same recipes on other baselines, each run recorded under `results/<name>/` "
+            "(`dvc exp run -S baseline.model=...`, see the README). Speed-ups are against the "
+            "baseline's own FP32 ONNX file, in that run's benchmark.",
+            table(["baseline", "INT8 of", "baseline mAP50", "mAP50-95", "GFLOPs cut", "fine-tuned mAP50-95",
+                   "INT8 mAP50", "INT8 mAP50-95", "INT8 speed-up", "INT8 compressed", "smaller by"], rows)], set()
 
 
 def other(m: dict, used: set) -> str:

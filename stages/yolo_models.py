@@ -11,6 +11,7 @@ def load_pose_model(path):
 
     p = existing_file(path, "model")
     if p.suffix == ".onnx":
+        check_pose_onnx(p)
         return YOLO(str(p), task="pose")
     try:
         model = YOLO(str(p))
@@ -19,6 +20,51 @@ def load_pose_model(path):
     if model.task != "pose":
         raise InputError(f"model {p}: a YOLO '{model.task}' model, not a pose model")
     return model
+
+
+def architecture(model) -> str:
+    """The Ultralytics model YAML a YOLO wrapper was built from ('yolo11n-pose'), or 'unknown'."""
+    from pathlib import Path
+
+    yaml_file = (getattr(model.model, "yaml", None) or {}).get("yaml_file")
+    return Path(yaml_file).stem if yaml_file else "unknown"
+
+
+def check_pose_onnx(path, kpt_shape=(17, 3)) -> None:
+    """InputError unless an ONNX file is a YOLO pose export, as load_pose_model checks a checkpoint:
+    Ultralytics' metadata says task pose with `kpt_shape`, and the first output has a pose head's
+    layout, (1, 4 + classes + keypoint values, anchors), or (1, max_det, 6 + keypoint values) for an
+    end-to-end head (YOLO26; metadata end2end). Any other model would run through the pose stages
+    and score zeros."""
+    import ast
+
+    import onnx
+
+    p = existing_file(path, "model")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as e:  # protobuf raises several kinds for a file that is not a model
+        raise InputError(f"model {p}: not an ONNX model ({e.__class__.__name__})") from None
+    meta = {m.key: m.value for m in model.metadata_props}
+    if meta.get("task") != "pose":
+        raise InputError(f"model {p}: a YOLO '{meta['task']}' model, not a pose model" if "task" in meta
+                         else f"model {p}: no Ultralytics metadata (task), not a YOLO pose export")
+    try:
+        kpt, classes = list(ast.literal_eval(meta["kpt_shape"])), len(ast.literal_eval(meta["names"]))
+    except (KeyError, ValueError, SyntaxError, TypeError):
+        raise InputError(f"model {p}: no readable kpt_shape and names in its Ultralytics metadata") from None
+    if kpt != list(kpt_shape):
+        raise InputError(f"model {p}: kpt_shape is {kpt}, expected {list(kpt_shape)}")
+    values = kpt_shape[0] * kpt_shape[1]
+    out = model.graph.output[0]
+    dims = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in out.type.tensor_type.shape.dim]
+    if meta.get("end2end") == "True":
+        fixed, want = {2: 6 + values}, f"[1, max_det, {6 + values}]"
+    else:
+        fixed, want = {1: 4 + classes + values}, f"[1, {4 + classes + values}, anchors]"
+    batch_of_one = len(dims) == 3 and (dims[0] == 1 or isinstance(dims[0], str))  # str: a dynamic batch
+    if not (batch_of_one and all(dims[i] == n for i, n in fixed.items())):
+        raise InputError(f"model {p}: output {out.name} is {dims}, not a pose head's {want}")
 
 
 def count_params(model) -> int:

@@ -38,6 +38,16 @@ def tiny_yolo(tiny_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def params_file(tmp_path_factory) -> Path:
+    """The project's params.yaml with tests/tiny_params.yaml written over it, as the tests'
+    project clones get it."""
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(TINY_PARAMS.read_text()))
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_classifier(tiny_data) -> Path:
     """A small Keras classifier over the tiny activity set, as a SavedModel."""
     from demo.train_baselines import train_classifier

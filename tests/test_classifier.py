@@ -23,7 +23,7 @@ RECIPES = {"reference": {"prune": {"method": "l1_unstructured", "amount": 0.6, "
            "fast": {"prune": {"method": "structured", "amount": 0.5},
                     "finetune": {"lr": 1e-3, "epochs": 1, "batch": 32, "seed": 0}}}
 PARAMS = {"convert_tf": {"opset": 17, "tolerance": 1e-4}, "classifier_recipes": RECIPES,
-          "classifier_benchmark": {"rounds": 5, "warmup": 1, "threads": 1}}
+          "classifier_benchmark": {"rounds": 5, "warmup": 1, "threads": 1}, "training": {"device": "auto"}}
 
 
 def stage(name, *args, params, check=True):
@@ -90,6 +90,7 @@ def test_finetune_keeps_the_pruned_weights_at_zero(track):
         assert torch.equal(a.weight == 0, b.weight == 0)  # the same positions, not only the same count
         changed |= not torch.equal(a.weight, b.weight)
     assert changed, "fine-tuning did not change any weight"
+    assert m["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")  # training.device: auto
 
 
 def test_structured_pruning_shrinks_the_matrices(track, activity):

@@ -22,7 +22,8 @@ def stage(tmp_path, model, data, params=None, check=True):
 def test_writes_pose_box_and_size_metrics(tmp_path, tiny_inputs):
     _, metrics = stage(tmp_path, tiny_inputs / "models" / "yolo_pose.pt", tiny_inputs / "pose" / "pose.yaml")
     m = json.loads(metrics.read_text())
-    assert set(m) == {"pose_map50", "pose_map50_95", "box_map50", "box_map50_95", "params", "gflops"}
+    assert set(m) == {"architecture", "pose_map50", "pose_map50_95", "box_map50", "box_map50_95", "params", "gflops"}
+    assert m["architecture"] == "yolov8n-pose"  # the Ultralytics YAML the tiny model was built from
     assert all(0 <= m[k] <= 1 for k in ("pose_map50", "pose_map50_95", "box_map50", "box_map50_95"))
     assert m["pose_map50_95"] <= m["pose_map50"]
     assert 3_000_000 < m["params"] < 3_500_000  # yolov8n-pose

@@ -260,3 +260,17 @@ def test_export_bad_input_stops_before_work(tmp_path, tiny_data, tiny_yolo, expo
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and message in lines[0], res.stderr
     assert not out.parent.exists() and not metrics.exists()
+
+
+def test_two_exports_of_one_checkpoint_are_the_same_bytes(tmp_path, tiny_data, tiny_yolo):
+    """Each export runs in its own process, where onnxslim's shape annotations differ: a changed
+    ONNX file, and so a changed size metric, always means a changed model."""
+    files = []
+    for i in range(2):
+        _, out, metrics = export_stage(tmp_path / str(i), tiny_yolo, tiny_data / "pose" / "pose.yaml",
+                                       {**EXPORT, "dynamic": True})
+        files.append(out.read_bytes())
+        assert json.loads(metrics.read_text())["size_bytes"] == len(files[-1])
+    assert files[0] == files[1]
+    meta = {m.key: m.value for m in onnx.load_from_string(files[0]).metadata_props}
+    assert meta["task"] == "pose" and "imgsz" in meta  # what Ultralytics' AutoBackend reads stays

@@ -1,5 +1,6 @@
 """prune and finetune stages on the tiny YOLO pose model: round trips through the saved files,
 sparsity kept exactly through fine-tuning, the pruned model through Ultralytics' ONNX exporter."""
+import json
 import sys
 
 import numpy as np
@@ -11,16 +12,7 @@ import yaml
 from stages.onnx_graph import activation_nodes, float_nodes
 from stages.pruning import C2fTwoConv, read_checkpoint, rewrite_c2f, save_checkpoint, sparsity
 from stages.yolo_models import count_params, gflops, load_pose_model
-from tests.conftest import ROOT, TINY_PARAMS, merged, run
-
-
-@pytest.fixture(scope="module")
-def params_file(tmp_path_factory):
-    """The project's recipes with the tests' tiny sizes, as the e2e test's clones get them."""
-    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(TINY_PARAMS.read_text()))
-    path = tmp_path_factory.mktemp("params") / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
+from tests.conftest import ROOT, run
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +25,8 @@ def pruned(tiny_data, tiny_yolo, params_file, tmp_path_factory):
     for recipe in ("reference", "fast"):
         p = prune.read_params(params_file, recipe)
         path = out / recipe / "model.pt"
-        result[recipe] = path, prune.prune_and_measure(tiny_yolo, tiny_data / "pose" / "pose.yaml", path, p)
+        result[recipe] = path, prune.prune_and_measure(load_pose_model(tiny_yolo), tiny_yolo,
+                                                       tiny_data / "pose" / "pose.yaml", path, p)
     return result
 
 
@@ -210,3 +203,42 @@ def test_finetune_rejects_unknown_train_argument(params_file, tmp_path):
         read_params(_bad_params(params_file, tmp_path, "fast", "finetune", data="x.yaml"), "fast")
     with pytest.raises(InputError, match="recipes.fast.finetune.frozen_bn: 'sometimes' is not one of keep"):
         read_params(_bad_params(params_file, tmp_path, "fast", "finetune", frozen_bn="sometimes"), "fast")
+
+
+def test_finetune_trains_where_training_device_says_and_shows_each_epoch(pruned, tiny_data, tmp_path, params_file):
+    """training.device reaches Ultralytics' trainer (auto is the CPU on a machine without a CUDA GPU,
+    recorded in the metrics and the checkpoint's train arguments); the stage prints one line an epoch."""
+    path, _ = pruned["reference"]
+    params = yaml.safe_load(params_file.read_text())
+    params["recipes"]["reference"]["finetune"]["epochs"] = 2
+    auto = tmp_path / "auto.yaml"
+    auto.write_text(yaml.safe_dump({**params, "training": {"device": "auto"}}))
+    out, metrics = tmp_path / "tuned" / "model.pt", tmp_path / "m.json"
+    cmd = [sys.executable, "-m", "stages.finetune", "--recipe", "reference", "--model", str(path),
+           "--data", str(tiny_data / "pose" / "pose.yaml"), "--out", str(out), "--metrics", str(metrics)]
+    res = run(cmd + ["--params", str(auto)], ROOT)
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert json.loads(metrics.read_text())["device"] == expected
+    assert read_checkpoint(out)["train_args"]["device"] == expected
+    epochs = [line for line in res.stdout.splitlines() if line.strip().startswith("epoch ")]
+    assert [e.split(":")[0].strip() for e in epochs] == ["epoch 1/2", "epoch 2/2"], res.stdout
+    assert "min left" in epochs[-1]
+
+    missing = tmp_path / "missing.yaml"  # a GPU that is not there: refused before any work
+    missing.write_text(yaml.safe_dump({**params, "training": {"device": f"cuda:{torch.cuda.device_count()}"}}))
+    res = run(cmd[:-4] + ["--out", str(tmp_path / "no" / "model.pt"), "--metrics", str(tmp_path / "no.json"),
+                          "--params", str(missing)], ROOT, check=False)
+    assert res.returncode == 2 and res.stderr.strip().startswith("error: parameter training.device")
+    assert not (tmp_path / "no").exists() and not (tmp_path / "no.json").exists()
+
+
+@pytest.mark.parametrize("recipe", ["reference", "fast"])
+def test_the_same_pruning_writes_the_same_bytes(pruned, tiny_yolo, tiny_data, params_file, tmp_path, recipe):
+    """So `dvc repro -f prune@<recipe>` leaves the stages after it as they are."""
+    from stages import prune
+
+    first, _ = pruned[recipe]
+    again = tmp_path / "model.pt"
+    prune.prune_and_measure(load_pose_model(tiny_yolo), tiny_yolo, tiny_data / "pose" / "pose.yaml", again,
+                            prune.read_params(params_file, recipe))
+    assert again.read_bytes() == first.read_bytes()

@@ -93,6 +93,28 @@ def test_report_tells_this_runs_numbers(finished):
     assert (repo / "report" / "figures" / "study_comparison.png").is_file()
 
 
+def test_report_shows_other_baselines_recorded_runs(finished, tmp_path):
+    """A run recorded under results/<name>/metrics gets its rows beside this run's, figures from its files."""
+    import shutil
+
+    from stages.report import build_report, recorded_runs
+
+    repo, _ = finished
+    assert recorded_runs(tmp_path / "results") == {}  # no folder: no section
+    other = tmp_path / "results" / "yolo26n-pose" / "metrics"
+    shutil.copytree(repo / "metrics", other)
+    q = json.loads((other / "benchmark.json").read_text())
+    q["variants"]["int8_fast"]["speedup_vs_onnx_fp32"] = 7.25
+    (other / "benchmark.json").write_text(json.dumps(q))
+    text = build_report(repo / "metrics", repo / "plots", tmp_path / "figures", recorded_runs(tmp_path / "results"))
+    section = text.split("## Other baselines")[1].split("\n## ")[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    this = json.loads((repo / "metrics" / "eval_baseline.json").read_text())["architecture"]
+    assert [r.split("|")[1].strip() for r in rows] == [f"`{this} (this run)`"] * 3 + ["`yolo26n-pose`"] * 3
+    assert "| `yolo26n-pose` | `fast` |" in section and "7.25×" in section
+    assert "## Other baselines" not in build_report(repo / "metrics", repo / "plots", tmp_path / "f2", {})
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
     """Serves a folder read-only (GET/HEAD only) and records the paths asked for."""
     requested = []
@@ -144,6 +166,32 @@ def test_fresh_clone_restores_stages_from_the_run_cache(finished, tmp_path):
     assert restored == stages - {"report"} and ran == {"report"}, res.stdout
     for f in run(["git", "ls-files", "metrics", "report"], repo).stdout.split():
         assert (clone / f).read_bytes() == (repo / f).read_bytes(), f
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], clone).stdout
+
+
+def test_fresh_clone_with_part_of_the_outputs_pulls_and_recomputes_only_the_rest(finished, tmp_path):
+    """The bundled remote's way (README, "A fresh clone"): the inputs and the slow stages' outputs
+    pushed, the rest left out; `dvc pull --allow-missing` exits 0 and `dvc repro` recomputes only
+    what was left out, the pushed stages staying as they are."""
+    repo, _ = finished
+    remote, kept = tmp_path / "partial-remote", ("prune@fast", "finetune@fast")
+    run(["dvc", "push", "-r", "local", "data.dvc", *kept], repo)  # to the full remote: nothing new
+    run(["dvc", "remote", "add", "partial", str(remote)], repo)
+    try:
+        run(["dvc", "push", "-r", "partial", "data.dvc", *kept], repo)
+    finally:
+        run(["dvc", "remote", "remove", "partial"], repo)
+    clone = git_clone(repo, tmp_path / "clone")
+    run(["dvc", "remote", "modify", "local", "url", str(remote)], clone)
+    assert run(["dvc", "pull"], clone, check=False).returncode != 0  # outputs left out: plain pull says so
+    run(["dvc", "pull", "--allow-missing"], clone)
+    assert (clone / "outputs" / "finetune" / "fast" / "model.pt").is_file()
+    assert not (clone / "outputs" / "onnx" / "fast.onnx").exists()
+    res = run(["dvc", "repro"], clone)
+    ran = {line.split("'")[1] for line in res.stdout.splitlines() if line.startswith("Running stage")}
+    assert not ran & set(kept) and "export_onnx@fast" in ran, res.stdout
+    tuned = "metrics/finetune/fast.json"
+    assert (clone / tuned).read_bytes() == (repo / tuned).read_bytes()
     assert "Data and pipelines are up to date" in run(["dvc", "status"], clone).stdout
 
 

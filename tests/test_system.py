@@ -97,3 +97,10 @@ def test_predict_bad_input(system_run, tiny_inputs, tmp_path, make_source, recip
     res = predict([source, "--recipe", recipe, "--pairs", out / "pairs.json", "--out", tmp_path / "ann"], check=False)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert message.format(t=tmp_path) in res.stderr
+
+
+def test_predict_before_any_run_says_what_to_run(tiny_inputs, tmp_path):
+    image = sorted((tiny_inputs / "pose" / "images" / "val").glob("*.jpg"))[0]
+    res = predict([image, "--pairs", tmp_path / "pairs.json"], check=False)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+    assert "not found; run the pipeline first (`make repro`" in res.stderr

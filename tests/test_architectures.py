@@ -1,0 +1,155 @@
+"""YOLO11 and YOLO26 pose models through the YOLO track: both prune methods -> fine-tune -> ONNX
+export (parity checked) -> INT8 -> a timed run -> prediction, as the YOLOv8 tests do. The models
+are built from Ultralytics' own YAMLs and trained one epoch at 64 px on the tiny set (offline, no
+weights); YOLO26's head is end-to-end (NMS-free), with (N, 300, 57) outputs."""
+import json
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from stages.onnx_graph import float_nodes
+from stages.prunable import unfollowed_modules
+from stages.pruning import C2fTwoConv, prune_channels
+from stages.yolo_models import count_params, load_pose_model
+from tests.conftest import ROOT, run
+
+ARCHS = ("yolo11n-pose", "yolo26n-pose")
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def arch_model(request, tiny_data, tmp_path_factory):
+    """(arch, checkpoint): the architecture trained one epoch at 64 px on the tiny set."""
+    from demo.train_baselines import train_yolo
+
+    out = tmp_path_factory.mktemp(request.param) / "model.pt"
+    return request.param, train_yolo(tiny_data, epochs=1, imgsz=64, batch=4, arch=request.param, out=out)
+
+
+@pytest.fixture(scope="module")
+def dynamic_params_file(params_file, tmp_path_factory):
+    """The tiny params with dynamic ONNX exports, so one file is timed at another size."""
+    params = yaml.safe_load(params_file.read_text())
+    params["export_onnx"]["dynamic"] = True
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def stage(name, *args, check=True):
+    return run([sys.executable, "-m", f"stages.{name}", *map(str, args)], ROOT, check=check)
+
+
+def test_c3k2_blocks_lose_channels_and_keep_output_shapes(arch_model):
+    arch, path = arch_model
+    model = load_pose_model(path).model.eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        before = model(x)[0].shape
+    c3k2 = {n: m.cv1.conv.out_channels for n, m in model.named_modules() if type(m).__name__ == "C3k2"}
+    assert c3k2, arch
+    params = count_params(load_pose_model(path))
+    prune_channels(model, 64, "l2", 0.3, 0.6, 8, False)
+    modules = dict(model.named_modules())
+    assert all(isinstance(modules[n], C2fTwoConv) for n in c3k2)
+    after_halves = {n: modules[n].cv0.conv.out_channels + modules[n].cv1.conv.out_channels for n in c3k2}
+    assert any(after_halves[n] < c3k2[n] for n in c3k2)  # C3k2 (and C3k inside) lost channels for real
+    assert sum(p.numel() for p in model.parameters()) < params
+    with torch.no_grad():
+        assert model(x)[0].shape == before
+
+
+def test_module_the_pruner_cannot_follow_is_refused(tiny_data, arch_model, tmp_path, params_file):
+    """A model holding a block channel pruning does not know (CBAM's channel gate, put after a
+    C3k2's output): one line naming its type, exit 2, nothing written."""
+    from ultralytics.nn.modules import C2f, ChannelAttention
+
+    _, path = arch_model
+    yolo = load_pose_model(path)
+    block = next(m for m in yolo.model.modules() if isinstance(m, C2f))
+    block.cv2.act = nn.Sequential(block.cv2.act, ChannelAttention(block.cv2.conv.out_channels))
+    assert unfollowed_modules(yolo.model)
+    bad = tmp_path / "gated.pt"
+    yolo.save(bad)
+    out = tmp_path / "out" / "model.pt"
+    res = stage("prune", "--recipe", "fast", "--model", bad, "--data", tiny_data / "pose" / "pose.yaml",
+                "--out", out, "--metrics", tmp_path / "m.json", "--params", params_file, check=False)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().count("\n") == 0
+    assert "cannot follow ChannelAttention" in res.stderr and "keep_whole" in res.stderr and "l1_unstructured" in res.stderr
+    assert not out.parent.exists() and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("recipe", ["reference", "fast"])
+def test_prune_finetune_export_quantize_time_predict(arch_model, recipe, tiny_data, tmp_path, dynamic_params_file):
+    arch, path = arch_model
+    data = tiny_data / "pose" / "pose.yaml"
+    pruned, tuned = tmp_path / "prune" / "model.pt", tmp_path / "finetune" / "model.pt"
+    onnx_out, int8 = tmp_path / "onnx" / "m.onnx", tmp_path / "int8" / "m.onnx"
+    m = tmp_path / "metrics"
+    stage("prune", "--recipe", recipe, "--model", path, "--data", data, "--out", pruned,
+          "--metrics", m / "prune.json", "--params", dynamic_params_file)
+    pm = json.loads((m / "prune.json").read_text())
+    assert 0 < pm["peak_rss_mb"] < 4096
+    assert pm["params"] < pm["params_before"] if recipe == "fast" else pm["prune_ratio"] > 0.2
+    stage("finetune", "--recipe", recipe, "--model", pruned, "--data", data, "--out", tuned,
+          "--metrics", m / "finetune.json", "--plots", tmp_path / "curves.csv", "--params", dynamic_params_file)
+    stage("export_onnx", "--model", tuned, "--data", data, "--out", onnx_out,
+          "--metrics", m / "export.json", "--params", dynamic_params_file)
+    e = json.loads((m / "export.json").read_text())
+    assert e["max_abs_diff"] <= e["tolerance"]
+    stage("quantize", "--recipe", "fast", "--model", onnx_out, "--data", data, "--out", int8,
+          "--metrics", m / "int8.json", "--params", dynamic_params_file)
+    q = json.loads((m / "int8.json").read_text())
+    assert 0 < q["conv_quantized"] <= q["conv_total"] and q["nodes_kept_float"] > 0
+    kept = {n.op_type for n in onnx.load(str(int8)).graph.node if not n.name.endswith(("_quant", "_QuantizeLinear"))
+            and n.name in set(float_nodes(onnx.load(str(onnx_out)).graph, "head_decoding"))}
+    if arch.startswith("yolo26"):  # the end-to-end head's top-k selection and gathers stay float
+        assert {"TopK", "GatherElements"} <= kept, kept
+    assert 0 <= q["pose_map50_95"] <= q["pose_map50"] <= 1
+
+    from stages.benchmark import runner, time_round_robin
+    from stages.checks import dataset_images
+    files = dataset_images(data, "val")
+    times = time_round_robin({"fp32": runner("onnx_fp32", onnx_out, 1), "int8": runner("onnx_int8", int8, 1)},
+                             files, (96, 128), 2, 1)
+    assert all(len(t) == 2 and min(t) > 0 for t in times.values())
+
+    # prediction reads the file's own output layout: YOLO26's end-to-end (N, max_det, 57) rows of box,
+    # score, class and 17 keypoints (max_det 300, or every anchor when fewer: 84 at 64x64), others'
+    # (N, 56, anchors) columns of box, score and keypoints
+    out = runner("onnx_int8", int8, 1)(np.zeros((1, 3, 64, 64), np.float32))[0]
+    assert out.shape == ((1, 84, 57) if arch.startswith("yolo26") else (1, 56, 84))
+    result = load_pose_model(int8).predict(str(files[0]), imgsz=64, conf=0.0, device="cpu", verbose=False)[0]
+    assert result.keypoints.data.shape[1:] == (17, 3)
+
+
+def test_whole_pipeline_on_yolo26_by_one_parameter(tmp_path, tiny_inputs):
+    """`dvc exp run -S baseline.model=...` takes every stage, the report and predict to a YOLO26 baseline."""
+    import shutil
+
+    from demo.train_baselines import train_yolo
+    from tests.conftest import make_project
+
+    inputs = tmp_path / "inputs" / "data"
+    shutil.copytree(tiny_inputs, inputs, ignore=shutil.ignore_patterns("*.cache"))
+    train_yolo(inputs, epochs=1, imgsz=64, batch=4, arch="yolo26n-pose", out=inputs / "models" / "yolo26n_pose.pt")
+    repo = make_project(tmp_path / "project", inputs)
+    run(["dvc", "exp", "run", "-S", "baseline.model=data/models/yolo26n_pose.pt"], repo)
+    metrics = lambda name: json.loads((repo / "metrics" / f"{name}.json").read_text())  # noqa: E731
+    assert metrics("eval_baseline")["architecture"] == "yolo26n-pose"
+    for name in ("baseline", "reference", "fast"):
+        e = metrics(f"export_onnx/{name}")
+        assert e["max_abs_diff"] <= e["tolerance"]
+    assert metrics("prune/fast")["params"] < metrics("prune/fast")["params_before"]
+    assert {"int8_baseline", "int8_reference", "int8_fast"} <= set(metrics("benchmark")["variants"])
+    assert {"baseline", "reference", "fast"} <= set(metrics("system_eval"))
+    assert "yolo26n-pose" in (repo / "report" / "report.md").read_text()
+    image = next((repo / "data" / "pose" / "images" / "val").iterdir())
+    res = run([sys.executable, "-m", "stages.predict", str(image), "--recipe", "fast", "--out", str(tmp_path / "p")],
+              repo)
+    assert str(image) in res.stdout and (tmp_path / "p" / f"{image.stem}.jpg").exists()
