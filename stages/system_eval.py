@@ -8,7 +8,8 @@
         --pairs-out outputs/system_eval/pairs.json
 
 Pairs: the baseline pair, then one per YOLO recipe of params.yaml (`recipes`), joining that
-recipe's INT8 detector with the classifier recipe of the same name (`classifier_recipes`).
+recipe's INT8 detector with the classifier recipe system_eval.classifier_of names for it, or with
+the converted classifier when it names none.
 
 On the val images every pair detects people, detections are matched to ground-truth people
 (IoU >= iou_match, highest confidence first), each matched person's keypoints go to the
@@ -35,15 +36,31 @@ def read_params(path) -> dict:
     s = load_params(path, "system_eval")
     n = "system_eval."
     imgsz = image_shape(load_params(path, "export_onnx"), "imgsz", "export_onnx.imgsz")
-    return {"imgsz": imgsz, "recipes": list(load_params(path, "recipes")),
-            "classifier_recipes": list(load_params(path, "classifier_recipes")),
+    recipes, classifier_recipes = list(load_params(path, "recipes")), list(load_params(path, "classifier_recipes"))
+    return {"imgsz": imgsz, "recipes": recipes, "classifier_recipes": classifier_recipes,
             "conf": param(s, "conf", float, n + "conf", 0.0, 1.0),
             "iou_match": param(s, "iou_match", float, n + "iou_match", 0.0, 1.0),
             "kpt_seen": param(s, "kpt_seen", float, n + "kpt_seen", 0.0, 1.0),
             "kpt_occluded": param(s, "kpt_occluded", float, n + "kpt_occluded", 0.0, 1.0),
             "threads": param(s, "threads", int, n + "threads", 1, 256),
             "max_images": param(s, "max_images", int, n + "max_images", 1),
-            "sheet_images": param(s, "sheet_images", int, n + "sheet_images", 1, 64)}
+            "sheet_images": param(s, "sheet_images", int, n + "sheet_images", 1, 64),
+            "classifier_of": classifier_pairing(s, recipes, classifier_recipes)}
+
+
+def classifier_pairing(section: dict, recipes: list, classifier_recipes: list) -> dict:
+    """system_eval.classifier_of: {YOLO recipe: the classifier recipe it is paired with}, checked; a
+    YOLO recipe it does not name is paired with the converted, uncompressed classifier."""
+    name = "system_eval.classifier_of"
+    pairing = section.get("classifier_of") or {}
+    if not isinstance(pairing, dict):
+        raise InputError(f"parameter {name}: expected a mapping of YOLO recipe: classifier recipe")
+    for yolo, classifier in pairing.items():
+        if yolo not in recipes:
+            raise InputError(f"parameter {name}.{yolo}: no YOLO recipe of that name in recipes")
+        if classifier not in classifier_recipes:
+            raise InputError(f"parameter {name}.{yolo}: {classifier!r} is not a recipe of classifier_recipes")
+    return pairing
 
 
 def ground_truth(image: Path, width: int, height: int):
@@ -132,7 +149,8 @@ def main() -> None:
     ap.add_argument("--classes", required=True)
     ap.add_argument("--baseline", nargs=2, required=True, metavar=("DETECTOR", "CLASSIFIER"))
     ap.add_argument("--detector", required=True, help="a recipe's detector; {recipe} stands for its name")
-    ap.add_argument("--classifier", required=True, help="a recipe's classifier; {recipe} stands for its name")
+    ap.add_argument("--classifier", required=True,
+                    help="a classifier recipe's classifier; {recipe} stands for its name (system_eval.classifier_of)")
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--sheet", required=True, help="sample sheet PNG")
     ap.add_argument("--pairs-out", required=True, help="pairs file for `python -m stages.predict`")
@@ -141,11 +159,10 @@ def main() -> None:
     p = read_params(a.params)
     if p["kpt_occluded"] > p["kpt_seen"]:
         raise InputError("parameter system_eval.kpt_occluded: must not exceed system_eval.kpt_seen")
-    missing = [r for r in p["recipes"] if r not in p["classifier_recipes"]]
-    if missing:
-        raise InputError(f"params: recipe {missing[0]} has no classifier recipe of that name in classifier_recipes")
     pair_paths = [("baseline", *a.baseline)] + [
-        (r, a.detector.format(recipe=r), a.classifier.format(recipe=r)) for r in p["recipes"]]
+        (r, a.detector.format(recipe=r),
+         a.classifier.format(recipe=p["classifier_of"][r]) if r in p["classifier_of"] else a.baseline[1])
+        for r in p["recipes"]]
     names = class_names(a.classes)
     images = dataset_images(pose_dataset_yaml(a.data), "val")[:p["max_images"]]
     pairs = {name: PosePipeline(det, cls, p["imgsz"], p["conf"], p["kpt_seen"], p["kpt_occluded"], p["threads"])

@@ -40,20 +40,50 @@ def tiny_onnx_classifier(tmp_path_factory):
     return path
 
 
+def system_eval(out, tiny_inputs, classifier, converted, system_params, recipes, classifier_recipes, check=True):
+    """system_eval on the tiny model with these params; `classifier` is the {recipe} template."""
+    (out / "params.yaml").write_text(yaml.safe_dump({
+        "system_eval": system_params, "export_onnx": {"imgsz": [64, 64]},
+        "recipes": recipes, "classifier_recipes": classifier_recipes}))
+    det = str(tiny_inputs / "models" / "yolo_pose.pt")
+    cmd = [sys.executable, "-m", "stages.system_eval", "--data", str(tiny_inputs / "pose" / "pose.yaml"),
+           "--classes", str(tiny_inputs / "activity" / "classes.txt"), "--baseline", det, str(converted),
+           "--detector", det, "--classifier", str(classifier),
+           "--metrics", str(out / "m.json"), "--sheet", str(out / "sheet.png"),
+           "--pairs-out", str(out / "pairs.json"), "--params", str(out / "params.yaml")]
+    return run(cmd, ROOT, check=check)
+
+
 @pytest.fixture(scope="module")
 def system_run(tmp_path_factory, tiny_inputs, tiny_onnx_classifier):
     out = tmp_path_factory.mktemp("system")
-    (out / "params.yaml").write_text(yaml.safe_dump({
-        "system_eval": PARAMS, "export_onnx": {"imgsz": [64, 64]},
-        "recipes": {"other": {}}, "classifier_recipes": {"other": {}}}))
-    det = str(tiny_inputs / "models" / "yolo_pose.pt")
-    cmd = [sys.executable, "-m", "stages.system_eval", "--data", str(tiny_inputs / "pose" / "pose.yaml"),
-           "--classes", str(tiny_inputs / "activity" / "classes.txt"),
-           "--baseline", det, str(tiny_onnx_classifier),
-           "--detector", det, "--classifier", str(tiny_onnx_classifier),
-           "--metrics", str(out / "m.json"), "--sheet", str(out / "sheet.png"),
-           "--pairs-out", str(out / "pairs.json"), "--params", str(out / "params.yaml")]
-    return out, run(cmd, ROOT)
+    return out, system_eval(out, tiny_inputs, tiny_onnx_classifier, tiny_onnx_classifier, PARAMS,
+                            {"other": {}}, {"other": {}})
+
+
+def test_a_yolo_recipe_needs_no_classifier_twin(tmp_path, tiny_inputs, tiny_onnx_classifier):
+    """classifier_of pairs a YOLO recipe with a classifier recipe; one it does not name runs with the
+    converted classifier, and a name that points nowhere is one line before any work."""
+    import shutil
+
+    twin = tmp_path / "cls" / "other" / "model.onnx"
+    twin.parent.mkdir(parents=True)
+    shutil.copy(tiny_onnx_classifier, twin)
+    template = tmp_path / "cls" / "{recipe}" / "model.onnx"
+    recipes, classifier_recipes = {"other": {}, "light": {}}, {"other": {}}
+    system_eval(tmp_path, tiny_inputs, template, tiny_onnx_classifier, {**PARAMS, "classifier_of": {"other": "other"}},
+                recipes, classifier_recipes)
+    pairs = json.loads((tmp_path / "pairs.json").read_text())["pairs"]
+    assert pairs["other"]["classifier"] == str(twin)
+    assert pairs["light"]["classifier"] == pairs["baseline"]["classifier"] == str(tiny_onnx_classifier)
+    assert set(json.loads((tmp_path / "m.json").read_text())) == {"baseline", "other", "light"}
+    for bad, message in (({"light": "nosuch"}, "classifier_of.light: 'nosuch' is not a recipe of classifier_recipes"),
+                         ({"nosuch": "other"}, "classifier_of.nosuch: no YOLO recipe of that name")):
+        (tmp_path / "m.json").unlink(missing_ok=True)
+        res = system_eval(tmp_path, tiny_inputs, template, tiny_onnx_classifier, {**PARAMS, "classifier_of": bad},
+                          recipes, classifier_recipes, check=False)
+        assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and message in res.stderr, res.stderr
+        assert not (tmp_path / "m.json").exists()
 
 
 def test_system_eval_writes_metrics_sheet_and_pairs(system_run, tiny_inputs):
