@@ -63,20 +63,22 @@ def saved_model(path, workdir: Path) -> Path:
     return out
 
 
-def serving_function(saved_dir: Path, n_features: int):
-    """The SavedModel's serving signature, checked to take one (batch, n_features) float input."""
+def serving_function(saved_dir: Path, n_features: int, source=None):
+    """The SavedModel's serving signature, checked to take one (batch, n_features) float input.
+    Errors name `source`, the user's model file (default: saved_dir itself)."""
+    source = source or saved_dir
     import tensorflow as tf
 
     try:
         fn = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
     except (KeyError, OSError, ValueError) as e:
-        raise InputError(f"TensorFlow model {saved_dir}: no serving signature ({e.__class__.__name__})") from None
+        raise InputError(f"TensorFlow model {source}: no serving signature ({e.__class__.__name__})") from None
     inputs = fn.structured_input_signature[1]
     if len(inputs) != 1:
-        raise InputError(f"TensorFlow model {saved_dir}: takes {len(inputs)} inputs, expected one keypoint vector")
+        raise InputError(f"TensorFlow model {source}: takes {len(inputs)} inputs, expected one keypoint vector")
     spec = next(iter(inputs.values()))
     if spec.shape.rank != 2 or spec.shape[1] != n_features:
-        raise InputError(f"TensorFlow model {saved_dir}: input shape {spec.shape.as_list()}, but the dataset "
+        raise InputError(f"TensorFlow model {source}: input shape {spec.shape.as_list()}, but the dataset "
                          f"provides keypoint vectors of {n_features} values")
     return fn
 
@@ -89,24 +91,26 @@ def tf_predict(fn, x: np.ndarray) -> np.ndarray:
     return next(iter(outputs.values())).numpy()
 
 
-def to_onnx(saved_dir: Path, onnx_path: Path, opset: int) -> None:
-    """tf2onnx's own command line on a SavedModel; its last error line if it fails."""
+def to_onnx(saved_dir: Path, onnx_path: Path, opset: int, source=None) -> None:
+    """tf2onnx's own command line on a SavedModel; its last error line if it fails, naming `source`."""
     res = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_dir),
                           "--opset", str(opset), "--output", str(onnx_path)], capture_output=True, text=True)
     if res.returncode != 0 or not onnx_path.is_file():
         lines = [line for line in res.stderr.splitlines() if "Error" in line or "error" in line]
-        raise InputError(f"TensorFlow model {saved_dir}: tf2onnx failed: {(lines or ['?'])[-1].strip()}")
+        raise InputError(f"TensorFlow model {source or saved_dir}: tf2onnx failed: {(lines or ['?'])[-1].strip()}")
 
 
-def to_torch(onnx_path: Path) -> torch.fx.GraphModule:
-    """onnx2torch's module for an ONNX file, with its weights made trainable (see `linearize`)."""
+def to_torch(onnx_path: Path, source=None) -> torch.fx.GraphModule:
+    """onnx2torch's module for an ONNX file, with its weights made trainable (see `linearize`).
+    Errors name `source`, the model the ONNX file was converted from (default: the file itself)."""
     import onnx
 
     try:
         model = onnx2torch.convert(onnx.load(str(onnx_path)))
     except NotImplementedError as e:  # onnx2torch names the operation it has no converter for
         op = str(e).split("operation_type='")[-1].split("'")[0]
-        raise InputError(f"ONNX model {onnx_path}: operation {op} has no PyTorch converter in onnx2torch "
+        what = f"TensorFlow model {source}: its ONNX" if source else f"ONNX model {onnx_path}:"
+        raise InputError(f"{what} operation {op} has no PyTorch converter in onnx2torch "
                          f"(the layer or activation that produces it is not supported)") from None
     return linearize(model)
 
@@ -189,10 +193,10 @@ def _buffers_to_parameters(gm) -> None:
 def convert(model_path, workdir: Path, opset: int, n_features: int):
     """(TF serving function, ONNX path, PyTorch module) for a .keras file or SavedModel."""
     sm = saved_model(model_path, workdir)
-    fn = serving_function(sm, n_features)
+    fn = serving_function(sm, n_features, model_path)  # errors name the user's file, not the temporary copy
     onnx_path = workdir / "model.onnx"
-    to_onnx(sm, onnx_path, opset)
-    return fn, onnx_path, to_torch(onnx_path)
+    to_onnx(sm, onnx_path, opset, model_path)
+    return fn, onnx_path, to_torch(onnx_path, model_path)
 
 
 def workdir():

@@ -176,6 +176,38 @@ def test_unsupported_layer_and_wrong_input_are_named(tmp_path, activity):
 
 # --- the stage's command line on bad input: one line, exit 2, nothing written ----------------
 
+def convert_stage(model, data, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"convert_tf": {"opset": 17, "tolerance": 1e-4}}))
+    out = tmp_path / "out"
+    res = run([sys.executable, "-m", "stages.convert_tf", "--model", str(model), "--data", str(data),
+               "--onnx", str(out / "c.onnx"), "--torch", str(out / "c.pt"), "--metrics", str(out / "m.json"),
+               "--confusion", str(out / "c.csv"), "--params", str(params)], ROOT, check=False)
+    return res, out
+
+
+@pytest.mark.parametrize("layers, message", [
+    (lambda keras, n, k: [keras.Input((34,)), keras.layers.Dense(k, activation="softmax")],
+     "input shape [None, 34], but the dataset provides keypoint vectors of 51 values"),
+    (lambda keras, n, k: [keras.Input((n,)), keras.layers.Dense(8, activation="gelu"),
+                          keras.layers.Dense(k, activation="softmax")],
+     "its ONNX operation Erfc has no PyTorch converter"),
+])
+def test_conversion_errors_name_the_users_file(layers, message, tmp_path, tiny_data, activity):
+    """Not the temporary SavedModel or ONNX file the conversion goes through."""
+    import keras
+
+    model = tmp_path / "mine.keras"
+    keras.Sequential(layers(keras, activity["x_val"].shape[1], len(activity["classes"]))).save(model)
+    res, out = convert_stage(model, tiny_data / "activity", tmp_path)
+    # TensorFlow's C++ start-up lines (oneDNN, absl) reach stderr before Python can stop them; the
+    # stage's own report is its one `error:` line, the last
+    errors = [line for line in res.stderr.strip().splitlines() if line.startswith("error:")]
+    assert res.returncode == 2 and errors == res.stderr.strip().splitlines()[-1:], res.stderr[-2000:]
+    assert errors[0].startswith(f"error: TensorFlow model {model}: ") and message in errors[0], errors[0]
+    assert "convert_tf." not in errors[0] and (not out.exists() or not any(out.iterdir()))
+
+
 def _labels_outside(tmp_path, data):
     import shutil
 
@@ -199,12 +231,7 @@ def _not_a_model(tmp_path, data):
 def test_bad_input_stops_with_one_line(make, message, tmp_path, tiny_data, tiny_classifier):
     model, data = make(tmp_path, tiny_data / "activity")
     model = model or tiny_classifier
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"convert_tf": {"opset": 17, "tolerance": 1e-4}}))
-    out = tmp_path / "out"
-    res = run([sys.executable, "-m", "stages.convert_tf", "--model", str(model), "--data", str(data),
-               "--onnx", str(out / "c.onnx"), "--torch", str(out / "c.pt"), "--metrics", str(out / "m.json"),
-               "--confusion", str(out / "c.csv"), "--params", str(params)], ROOT, check=False)
+    res, out = convert_stage(model, data, tmp_path)
     assert res.returncode == 2, res.stderr[-2000:]
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr[-2000:]
