@@ -64,13 +64,15 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None) -> 
     used, absent = set(), []
     parts = [HEADER]
     statistic = (m.get("benchmark") or {}).get("statistic")
+    # other baselines' runs: a section only when some are recorded
+    recorded = [("Other baselines: YOLO11, YOLO26, ...", lambda mm: sections.architectures(mm, others), [])]
     for title, section, extra in (
             ("YOLO pose: baseline", sections.baseline, []),
             ("YOLO pose: pruning and fine-tuning", sections.pruning, []),
             ("YOLO pose: ONNX and INT8 quantization", sections.quantization, []),
             ("All variants: accuracy, latency and size", sections.variants,
              benchmark_figure(plots, figures, statistic)),
-            ("Other baselines: YOLO11, YOLO26, ...", lambda mm: sections.architectures(mm, others or {}), []),
+            *(recorded if others else []),
             ("Activity classifier", sections.classifier,
              copied_figures(plots, figures, "classifier*/**/confusion*.png",
                             "Confusion matrices, original beside pruned and fine-tuned")),
@@ -83,7 +85,6 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None) -> 
             parts += [f"## {title}\n", "\n\n".join(body + extra), ""]
         else:
             absent.append(title)
-    absent = [t for t in absent if not t.startswith("Other baselines") or others]
     if absent:
         parts += [f"_Left out, as this run has no metrics for them: {'; '.join(absent)}._", ""]
     png = compare_bars(["baseline", "pruned", "fine-tuned", "quantized"], sections.study_comparison(m),
