@@ -112,7 +112,8 @@ def main() -> None:
     write_confusion_csv(a.confusion, y, pred, classes)
     confusion_figure(a.figure, {"original": confusion(y, pred_original, len(classes)),
                                 f"pruned + fine-tuned ({a.recipe})": confusion(y, pred, len(classes))}, classes)
-    metrics = {"device": p["device"], "baseline_accuracy": accuracy(y, pred_original), "pruned_accuracy": accuracy(y, pred_pruned),
+    metrics = {"device": p["device"], "baseline_accuracy": accuracy(y, pred_original),
+               "pruned_accuracy": accuracy(y, pred_pruned),
                "accuracy": accuracy(y, pred), "accuracy_change_points": accuracy(y, pred) - accuracy(y, pred_original),
                "prune_ratio_before": before["prune_ratio"], **after,
                "params": sum(t.numel() for t in model.parameters()),

@@ -39,7 +39,8 @@ def main() -> None:
     dataset = pose_dataset_yaml(a.data)
     metrics = evaluate(a.model, dataset, p["imgsz"], p["batch"])
     write_json(a.metrics, metrics)
-    print(f"baseline {metrics['architecture']}: pose mAP50 {metrics['pose_map50']:.4f}, mAP50-95 {metrics['pose_map50_95']:.4f}, "
+    print(f"baseline {metrics['architecture']}: pose mAP50 {metrics['pose_map50']:.4f}, "
+          f"mAP50-95 {metrics['pose_map50_95']:.4f}, "
           f"{metrics['params']:,} params, {metrics['gflops']:.2f} GFLOPs -> {a.metrics}")
 
 

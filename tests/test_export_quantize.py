@@ -286,7 +286,8 @@ def test_int8_outputs_stay_close_to_fp32_on_val_images(tmp_path, tiny_data, expo
     from stages.images import validator_tensor
 
     src, _ = exported
-    _, int8, _ = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", {**STATIC, "keep_float": "head_decoding"})
+    _, int8, _ = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml",
+                                {**STATIC, "keep_float": "head_decoding"})
     fp32_sess, int8_sess = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, int8))
     name = fp32_sess.get_inputs()[0].name
     for f in dataset_images(tiny_data / "pose" / "pose.yaml", "val"):
