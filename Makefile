@@ -36,15 +36,11 @@ repro-all: data
 test: $(STAMP)
 	python -m pytest -q tests
 
-# `make report BASE=<rev>`: the pipeline's report (brought up to date) plus what changed against
-# <rev>, metrics and parameters as Markdown tables, in report/pr.md, ready for a pull request.
+# `make report BASE=<rev>`: the pipeline's report brought up to date, then report/pr.md for a pull
+# request: the verdict first (headline figures changed beyond noise, and the parameter or code
+# change behind each), then every metric and parameter change folded. Prints the verdict; fails
+# when a headline figure got worse beyond noise, so CI can gate on it.
 BASE ?= main
 report: $(STAMP)
 	dvc repro report
-	@set -e; { cat report/report.md; \
-	  printf '\n## Metrics: this tree against `%s`\n\n' '$(BASE)'; \
-	  d="$$(dvc metrics diff --md $(BASE))"; echo "$${d:-No metric changed.}"; \
-	  printf '\n## Parameters: this tree against `%s`\n\n' '$(BASE)'; \
-	  d="$$(dvc params diff --md $(BASE))"; echo "$${d:-No parameter changed.}"; \
-	} > report/pr.md.tmp; mv report/pr.md.tmp report/pr.md
-	@echo "report for a pull request: report/pr.md"
+	python -m stages.verdict --base $(BASE) --report report/report.md --out report/pr.md

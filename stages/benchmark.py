@@ -1,7 +1,7 @@
 """Stage benchmark: every YOLO pose variant timed in one interleaved run, with its size and accuracy.
 
-    python -m stages.benchmark --baseline data/models/yolo_pose.pt --finetune-dir outputs/finetune \
-        --onnx-dir outputs/onnx --int8-dir outputs/quantize --export-metrics metrics/export_onnx \
+    python -m stages.benchmark --baseline data/models/yolo_pose.pt --finetune-dir outputs/yolo/finetune \
+        --onnx-dir outputs/yolo/onnx --int8-dir outputs/yolo/quantize --export-metrics metrics/export_onnx \
         --quantize-metrics metrics/quantize --data data/pose/pose.yaml \
         --metrics metrics/benchmark.json --plot plots/benchmark/variants.csv
 
@@ -11,7 +11,8 @@ with a static shape must have that one) on benchmark.images val images (cycled w
 batch 1, benchmark.threads threads, after benchmark.warmup untimed calls.
 Rounds are round-robin (each image through every variant, order rotated each round), so load
 from other work on the host falls on all variants alike. Only the forward pass is timed; every
-variant gets the same preprocessed tensor. Speed-ups are ratios of benchmark.statistic.
+variant gets the same preprocessed tensor. Speed-ups are ratios of benchmark.statistic;
+`noise_band` is how far they move between the run's passes (stages/timing.py).
 Accuracies are the export and quantize stages' own, at the size they validated at
 (`accuracy_imgsz`): a latency does not depend on what the image shows, a pose mAP does.
 """
@@ -25,6 +26,8 @@ from stages.checks import (InputError, dataset_images, existing_file, image_shap
                            pose_dataset_yaml, run_stage)
 from stages.images import onnx_image_input, readable_images, validator_tensor
 from stages.outputs import atomic_path, write_json
+from stages.timing import PASSES, noise_band
+from stages.timing import STATISTICS as STATISTIC_FUNCTIONS
 from stages.yolo_models import check_pose_onnx
 
 STATISTICS = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}
@@ -197,15 +200,18 @@ def main() -> None:
     runners = {name: runner(kind, model, p["threads"]) for name, kind, model, _ in table}
     times = time_round_robin(runners, files, shape, p["images"], p["warmup"])
     rows = report(table, times, p["statistic"])
+    band = noise_band(times, "onnx_baseline", STATISTIC_FUNCTIONS[p["statistic"]])
     write_json(a.metrics, {"images": p["images"], "imgsz": list(shape),
                            "accuracy_imgsz": list(accuracy_shape), "threads": p["threads"],
-                           "statistic": p["statistic"], "variants": rows})
+                           "statistic": p["statistic"], "noise_band": band, "noise_passes": PASSES,
+                           "variants": rows})
     write_csv(a.plot, rows)
     for name, r in rows.items():
         print(f"{name:>22}: p50 {r['latency_ms_p50']:7.2f} ms, min {r['latency_ms_min']:7.2f} ms, "
               f"x{r['speedup_vs_onnx_fp32']:.2f} vs onnx_baseline ({p['statistic']}), "
               f"zip {r['zip_bytes'] / 1e6:.2f} MB ({r['size_reduction']:+.1f}% smaller), "
               f"pose mAP50-95 {r['pose_map50_95']:.4f}")
+    print(f"speed-ups moved by up to {100 * band:.1f}% between the run's {PASSES} passes (noise_band)")
 
 
 if __name__ == "__main__":

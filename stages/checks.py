@@ -39,13 +39,20 @@ def existing_file(path, what: str) -> Path:
     return p
 
 
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """Where and what a YAML error is, as ' (line 3, column 2: expected ...)': the editor's line."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return f" ({where}{getattr(e, 'problem', None) or e.__class__.__name__})"
+
+
 def load_params(path, section: str) -> dict:
     """One section of params.yaml; a dotted name reaches into nested ones ("recipes.fast.prune")."""
     p = existing_file(path, "params file")
     try:
         node = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise InputError(f"params file {p}: not valid YAML ({e.__class__.__name__})") from None
+        raise InputError(f"params file {p}: not valid YAML{yaml_problem(e)}") from None
     for key in section.split("."):
         node = node.get(key) if isinstance(node, dict) else None
     if not isinstance(node, dict):
@@ -122,8 +129,8 @@ def pose_dataset_yaml(path, kpt_shape=(17, 3)) -> Path:
     p = existing_file(path, "dataset")
     try:
         spec = yaml.safe_load(p.read_text())
-    except yaml.YAMLError:
-        raise InputError(f"dataset {p}: not valid YAML") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"dataset {p}: not valid YAML{yaml_problem(e)}") from None
     if not isinstance(spec, dict):
         raise InputError(f"dataset {p}: not a dataset YAML mapping")
     if list(spec.get("kpt_shape") or []) != list(kpt_shape):

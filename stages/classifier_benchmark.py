@@ -1,13 +1,14 @@
 """Stage classifier_benchmark: the original and a compressed activity classifier, timed as ONNX.
 
-    python -m stages.classifier_benchmark --recipe reference --original outputs/convert_tf/classifier.onnx \
-        --model outputs/classifier_finetune/reference/model.onnx --data data/activity \
+    python -m stages.classifier_benchmark --recipe reference --original outputs/classifier/convert_tf/classifier.onnx \
+        --model outputs/classifier/finetune/reference/model.onnx --data data/activity \
         --metrics metrics/classifier_benchmark/reference.json
 
 Both run in ONNX Runtime on the CPU at batch 1, one val sample per call, timed round-robin
 (original, compressed, original, ...) so that other work on the machine falls on both alike.
 Reports min, median and p90 latency in ms; `speedup` is the ratio of the minimums (the least
-disturbed timing), `speedup_median` the ratio of the medians. Also each model's val accuracy
+disturbed timing), `speedup_median` the ratio of the medians, `noise_band` how far `speedup`
+moves between the run's passes (stages/timing.py). Also each model's val accuracy
 as ONNX, which checks the export.
 """
 import argparse
@@ -18,6 +19,7 @@ import numpy as np
 from stages.checks import InputError, existing_file, load_params, param, run_stage
 from stages.classifier_models import accuracy, load_activity
 from stages.outputs import write_json
+from stages.timing import noise_band
 
 
 def read_params(path) -> dict:
@@ -84,7 +86,8 @@ def main() -> None:
     times = time_round_robin(sessions, data["x_val"], p["rounds"], p["warmup"])
     stats = {k: {**summary(v), "accuracy": acc[k]} for k, v in times.items()}
     metrics = {**stats, "speedup": stats["original"]["min_ms"] / stats["compressed"]["min_ms"],
-               "speedup_median": stats["original"]["median_ms"] / stats["compressed"]["median_ms"]}
+               "speedup_median": stats["original"]["median_ms"] / stats["compressed"]["median_ms"],
+               "noise_band": noise_band(times, "original")}
     write_json(a.metrics, metrics)
     print(f"classifier_benchmark[{a.recipe}]: batch 1, min {stats['original']['min_ms']:.3f} ms -> "
           f"{stats['compressed']['min_ms']:.3f} ms, speed-up {metrics['speedup']:.2f}x (min) / "

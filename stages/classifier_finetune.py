@@ -1,8 +1,8 @@
 """Stage classifier_finetune: fine-tune a pruned activity classifier, export it, compare it.
 
-    python -m stages.classifier_finetune --recipe reference --original outputs/convert_tf/classifier.pt \
-        --model outputs/classifier_prune/reference/model.pt --data data/activity \
-        --out outputs/classifier_finetune/reference/model.pt --onnx outputs/classifier_finetune/reference/model.onnx \
+    python -m stages.classifier_finetune --recipe reference --original outputs/classifier/convert_tf/classifier.pt \
+        --model outputs/classifier/prune/reference/model.pt --data data/activity \
+        --out outputs/classifier/finetune/reference/model.pt --onnx outputs/classifier/finetune/reference/model.onnx \
         --metrics metrics/classifier_finetune/reference.json \
         --confusion plots/classifier_finetune/reference/confusion.csv \
         --figure plots/classifier_finetune/reference/confusion.png

@@ -1,7 +1,7 @@
 """Stage classifier_prune: prune the converted activity classifier with one recipe.
 
-    python -m stages.classifier_prune --recipe reference --model outputs/convert_tf/classifier.pt \
-        --data data/activity --out outputs/classifier_prune/reference/model.pt \
+    python -m stages.classifier_prune --recipe reference --model outputs/classifier/convert_tf/classifier.pt \
+        --data data/activity --out outputs/classifier/prune/reference/model.pt \
         --metrics metrics/classifier_prune/reference.json
 
 Reads classifier_recipes.<recipe>.prune: `method` l1_unstructured (zero the share `amount`

@@ -1,7 +1,7 @@
 """Stage convert_tf: the TensorFlow activity classifier -> ONNX -> PyTorch, parity checked.
 
     python -m stages.convert_tf --model data/models/activity_classifier.keras --data data/activity \
-        --onnx outputs/convert_tf/classifier.onnx --torch outputs/convert_tf/classifier.pt \
+        --onnx outputs/classifier/convert_tf/classifier.onnx --torch outputs/classifier/convert_tf/classifier.pt \
         --metrics metrics/convert_tf.json --confusion plots/convert_tf/confusion.csv
 
 The model is a .keras file or a SavedModel directory taking the dataset's keypoint vector.

@@ -1,7 +1,7 @@
 """Stage export_onnx: a YOLO pose checkpoint exported to ONNX by Ultralytics' exporter, then checked.
 
     python -m stages.export_onnx --model data/models/yolo_pose.pt --data data/pose/pose.yaml \
-        --out outputs/onnx/baseline.onnx --metrics metrics/export_onnx/baseline.json
+        --out outputs/yolo/onnx/baseline.onnx --metrics metrics/export_onnx/baseline.json
 
 The export takes 1x3xHxW input of export_onnx.imgsz, the size the quantize stage calibrates and
 validates at; with export_onnx.dynamic H and W are free, so the benchmark can time the same file
@@ -12,13 +12,12 @@ the ONNX file itself, from Ultralytics' validator at the export shape.
 """
 import argparse
 import shutil
-import tempfile
 from pathlib import Path
 
 from stages.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
                            run_stage)
 from stages.images import onnx_metadata, readable_images, spread, validator_tensor
-from stages.outputs import atomic_path, write_json
+from stages.outputs import atomic_path, scratch_dir, write_json
 from stages.pruning import read_checkpoint
 from stages.yolo_models import load_pose_model, validate
 
@@ -34,14 +33,15 @@ def read_params(path) -> dict:
             "check_images": param(s, "check_images", int, "export_onnx.check_images", 1, 10000)}
 
 
-def export(model_path, out, imgsz, opset: int, simplify: bool, dynamic: bool) -> None:
-    """Ultralytics' ONNX export of a checkpoint, written to `out`.
+def export(model_path, out, imgsz, opset: int, simplify: bool, dynamic: bool, accept=None):
+    """Ultralytics' ONNX export of a checkpoint, written to `out`; returns what `accept(file)` returns.
 
     The exporter writes beside its source file, so it works on a copy in a temporary folder:
-    nothing appears next to the checkpoint (another stage's output) and `out` is whole or absent.
+    nothing appears next to the checkpoint (another stage's output). `accept` checks the written file
+    before it is moved into place, so a file it rejects (by raising) never appears at `out`.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "model.pt"
+    with scratch_dir("export") as tmp:
+        src = tmp / "model.pt"
         shutil.copy(model_path, src)
         model = load_pose_model(src)
         made = model.export(format="onnx", imgsz=imgsz, opset=opset, simplify=simplify, dynamic=dynamic,
@@ -49,6 +49,7 @@ def export(model_path, out, imgsz, opset: int, simplify: bool, dynamic: bool) ->
         with atomic_path(out) as tmp_out:
             same_bytes_for_same_model(made, tmp_out, read_checkpoint(model_path).get("date"))
             check_onnx(tmp_out)
+            return accept(tmp_out) if accept else None
 
 
 def same_bytes_for_same_model(src, dst, date) -> None:
@@ -142,12 +143,14 @@ def main() -> None:
     model = load_pose_model(a.model)  # a pose checkpoint, checked before any work
     images = readable_images(spread(dataset_images(dataset, "val"), p["check_images"]), f"dataset {dataset} val")
 
-    export(a.model, a.out, p["imgsz"], p["opset"], p["simplify"], p["dynamic"])
-    diff = max_abs_diff(model, a.out, images, p["imgsz"])
-    if diff > p["tolerance"]:
-        Path(a.out).unlink()
-        raise SystemExit(f"error: {a.out}: ONNX output differs from PyTorch's by {diff:.4g} "
-                         f"> export_onnx.tolerance {p['tolerance']}")
+    def within_tolerance(path) -> float:
+        diff = max_abs_diff(model, path, images, p["imgsz"])
+        if diff > p["tolerance"]:
+            raise SystemExit(f"error: {a.out}: ONNX output differs from PyTorch's by {diff:.4g} "
+                             f"> export_onnx.tolerance {p['tolerance']}; nothing written")
+        return diff
+
+    diff = export(a.model, a.out, p["imgsz"], p["opset"], p["simplify"], p["dynamic"], within_tolerance)
     acc = validate(load_pose_model(a.out), dataset, p["imgsz"], batch=1)
     write_json(a.metrics, {"imgsz": p["imgsz"], "dynamic": p["dynamic"], "opset": p["opset"],
                            "max_abs_diff": diff, "tolerance": p["tolerance"], "check_images": len(images),

@@ -1,4 +1,4 @@
-"""Accuracy-against-latency scatter plots, for the report and for comparing experiments."""
+"""Accuracy-against-latency scatter plots and training curves, for the reports and for comparing experiments."""
 import csv
 from pathlib import Path
 
@@ -70,6 +70,27 @@ def compare_bars(labels: list, series: dict, path, ylabel: str, title: str) -> P
     top = max((v for values in series.values() for v in values if v is not None), default=1.0)
     ax.set(ylabel=ylabel, title=title, ylim=(0, top * 1.3))
     ax.legend(loc="upper right", ncol=len(series))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(path)
+
+
+def curves(series: dict, x: str, y: str, path, title: str) -> Path:
+    """PNG of one line per series ({name: CSV rows}), y against x; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name, rows in series.items():
+        pts = [(float(r[x]), float(r[y])) for r in rows if r.get(x) and r.get(y)]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
+    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})

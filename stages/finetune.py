@@ -1,7 +1,7 @@
 """Stage finetune: Ultralytics' trainer on one recipe's pruned model, keeping what pruning removed.
 
-    python -m stages.finetune --recipe reference --model outputs/prune/reference/model.pt \
-        --data data/pose/pose.yaml --out outputs/finetune/reference/model.pt \
+    python -m stages.finetune --recipe reference --model outputs/yolo/prune/reference/model.pt \
+        --data data/pose/pose.yaml --out outputs/yolo/finetune/reference/model.pt \
         --metrics metrics/finetune/reference.json --plots plots/finetune/reference.csv
 
 `recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
@@ -15,13 +15,12 @@ from the saved file; the per-epoch training results go to the plots CSV.
 """
 import argparse
 import shutil
-import tempfile
 from copy import deepcopy
 from pathlib import Path
 
 from stages.checks import (InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage,
                            training_device)
-from stages.outputs import atomic_path, write_json
+from stages.outputs import atomic_path, scratch_dir, write_json
 from stages.pruning import apply_masks, read_checkpoint, save_checkpoint, sparsity
 from stages.train_args import check_train_args
 from stages.yolo_models import count_params, gflops, load_pose_model, validate
@@ -133,7 +132,7 @@ def finetune_and_measure(model_path, dataset_yaml, out, plots, train_args: dict)
     layers = record.get("layers", [])
     before = sparsity(pruned.model, layers) if layers else {}
     imgsz, batch = train_args["imgsz"], train_args["batch"]
-    with tempfile.TemporaryDirectory() as run_dir, atomic_path(out) as tmp:
+    with scratch_dir("train") as run_dir, atomic_path(out) as tmp:
         module, results, args = finetune(model_path, dataset_yaml, train_args, layers, run_dir)
         save_checkpoint(module, tmp, {"train_args": args}, record)
         tuned = load_pose_model(tmp)

@@ -1,8 +1,14 @@
 """Writing stage outputs so that an interrupted stage leaves nothing DVC could take as finished.
 
-Every output is written under a temporary name beside its target and renamed into place only
-when complete; metrics are rounded so that `dvc metrics diff` shows real changes only.
+Every output is written under a temporary name and renamed into place only when complete; metrics
+are rounded so that `dvc metrics diff` shows real changes only.
+
+Temporary files live in the project's scratch folder (`.stage-tmp/` beside `dvc.yaml`), outside
+every declared output and dependency: a stage killed with SIGKILL cannot clean up after itself, and
+a stray file inside an output folder would change that folder's hash. Each entry is named after
+the process that made it, and the next stage to start removes those of processes no longer alive.
 """
+import errno
 import json
 import os
 import shutil
@@ -11,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 METRIC_DIGITS = 5
+SCRATCH = ".stage-tmp"
 
 
 def rounded(value):
@@ -24,22 +31,76 @@ def rounded(value):
     return value
 
 
+def project_scratch(near) -> Path | None:
+    """The scratch folder of the DVC project holding `near` (the folder with dvc.yaml), or None
+    outside a project."""
+    near = Path(near).resolve()
+    for d in (near, *near.parents):
+        if (d / "dvc.yaml").is_file():
+            return d / SCRATCH
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_scratch(scratch: Path) -> None:
+    """Remove what processes that are no longer running left in `scratch` (killed stages)."""
+    for entry in scratch.glob("*"):
+        pid = entry.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextmanager
+def scratch_dir(prefix: str, near="."):
+    """A temporary folder in the project's scratch folder (the system's outside a project),
+    removed on exit; what killed processes left there is removed first."""
+    scratch = project_scratch(near)
+    if scratch is not None:
+        scratch.mkdir(exist_ok=True)
+        sweep_scratch(scratch)
+    path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{prefix}.", dir=scratch))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _move(src: Path, dst: Path) -> None:
+    try:
+        os.replace(src, dst)
+    except OSError as e:  # the scratch folder on another file system: copy, then rename beside dst
+        if e.errno != errno.EXDEV:
+            raise
+        beside = dst.with_name(f".{dst.name}.{os.getpid()}")
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, beside)
+        os.replace(beside, dst)
+
+
 @contextmanager
 def atomic_path(target):
-    """Yield a temporary path beside `target` (file or folder); move it into place on success. On
+    """Yield a temporary path for `target` (file or folder); move it into place on success. On
     failure the folders made for it are removed again, so nothing is left that looks like output."""
     target = Path(target)
     made = [d for d in (target.parent, *target.parent.parents) if not d.exists()]  # innermost first
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp = tmp_dir / target.name
+    existing = next(d for d in (target.parent, *target.parent.parents) if d.exists())
     try:
-        yield tmp
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        with scratch_dir(target.name, near=existing) as tmp_dir:
+            tmp = tmp_dir / target.name
+            yield tmp
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                shutil.rmtree(target)
+            _move(tmp, target)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
         if not target.exists():
             for d in made:
                 try:

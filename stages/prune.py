@@ -1,7 +1,7 @@
 """Stage prune: one recipe's pruning of the YOLO pose baseline, measured straight after pruning.
 
     python -m stages.prune --recipe reference --model data/models/yolo_pose.pt \
-        --data data/pose/pose.yaml --out outputs/prune/reference/model.pt \
+        --data data/pose/pose.yaml --out outputs/yolo/prune/reference/model.pt \
         --metrics metrics/prune/reference.json
 
 Reads `recipes.<recipe>.prune` from params.yaml. `method: l1_unstructured` zeroes weights in

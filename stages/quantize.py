@@ -1,7 +1,7 @@
 """Stage quantize: an FP32 ONNX pose model quantized to INT8 by onnxruntime, then validated.
 
-    python -m stages.quantize --model outputs/onnx/fast.onnx --data data/pose/pose.yaml \
-        --recipe fast --out outputs/quantize/fast.onnx --metrics metrics/quantize/fast.json
+    python -m stages.quantize --model outputs/yolo/onnx/fast.onnx --data data/pose/pose.yaml \
+        --recipe fast --out outputs/yolo/quantize/fast.onnx --metrics metrics/quantize/fast.json
 
 Reads recipes.<recipe>.quantize, or the `quantize_baseline` section without --recipe.
 Modes: `dynamic` (the study's: weights quantized ahead, activation scales computed at run time,

@@ -102,7 +102,8 @@ def variants(m: dict):
             f"{bm.get('threads')} thread(s), {bm.get('images')} val images; speed-ups compare the "
             f"`{stat}` latencies; sizes are the model file and a ZIP of it (deflate level 9). "
             f"Accuracies are measured at {bm.get('accuracy_imgsz', bm.get('imgsz'))}, the size the "
-            f"exports were validated at.",
+            f"exports were validated at. Speed-ups moved by up to {percent(100 * bm['noise_band']) if 'noise_band' in bm else DASH} "
+            f"between the run's {bm.get('noise_passes', DASH)} passes: closer figures are the same speed.",
             table(["variant", "mAP50-95", "latency p50", "min", "p90", "speed-up vs ONNX FP32",
                    "vs PyTorch", "size", "compressed", "compressed / size", "compressed: smaller by"],
                   [[f"`{k}`", pct(v.get(MAP[1])), ms(v.get("latency_ms_p50")), ms(v.get("latency_ms_min")),

@@ -1,9 +1,9 @@
 """Stage system_eval: detector + classifier as one system, before and after compression.
 
     python -m stages.system_eval --data data/pose/pose.yaml --classes data/activity/classes.txt \
-        --baseline outputs/onnx/baseline.onnx outputs/convert_tf/classifier.onnx \
-        --detector 'outputs/quantize/{recipe}.onnx' \
-        --classifier 'outputs/classifier_finetune/{recipe}/model.onnx' \
+        --baseline outputs/yolo/onnx/baseline.onnx outputs/classifier/convert_tf/classifier.onnx \
+        --detector 'outputs/yolo/quantize/{recipe}.onnx' \
+        --classifier 'outputs/classifier/finetune/{recipe}/model.onnx' \
         --metrics metrics/system_eval.json --sheet plots/system_eval/samples.png \
         --pairs-out outputs/system_eval/pairs.json
 
@@ -28,6 +28,7 @@ from tqdm import tqdm
 from stages.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
                            run_stage)
 from stages.outputs import atomic_path, write_json
+from stages.timing import speedup_spread
 from stages.system import PosePipeline, class_names, draw_people, read_image
 
 
@@ -117,7 +118,8 @@ def evaluate(pairs: dict, images: list, iou_match: float):
             t["matched"] += len(found)
             t["correct"] += sum(int(p.activity == gt_acts[g]) for g, p in found.items())
             detections[name].append(people)
-    reference = np.mean(tally[next(iter(pairs))]["ms"])
+    baseline_ms = tally[next(iter(pairs))]["ms"]
+    reference = np.mean(baseline_ms)
     metrics = {}
     for name, t in tally.items():
         ms = np.array(t["ms"])
@@ -125,7 +127,8 @@ def evaluate(pairs: dict, images: list, iou_match: float):
                          "activity_acc_matched": t["correct"] / max(t["matched"], 1),
                          "activity_acc_all": t["correct"] / max(t["gt"], 1),
                          "latency_ms_mean": float(ms.mean()), "latency_ms_p50": float(np.median(ms)),
-                         "latency_ms_min": float(ms.min()), "speedup": float(reference / ms.mean())}
+                         "latency_ms_min": float(ms.min()), "speedup": float(reference / ms.mean()),
+                         "noise_band": speedup_spread(baseline_ms, ms, np.mean)}
     return metrics, detections
 
 

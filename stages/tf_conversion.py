@@ -9,7 +9,6 @@ constant tensor with more than one float element a Parameter.
 """
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from stages.checks import InputError, existing_file
+from stages.outputs import scratch_dir
 from stages.classifier_models import graph_constant
 
 # The Keras layers an ordinary classifier uses and the chain converts exactly.
@@ -98,6 +98,13 @@ def to_onnx(saved_dir: Path, onnx_path: Path, opset: int, source=None) -> None:
     if res.returncode != 0 or not onnx_path.is_file():
         lines = [line for line in res.stderr.splitlines() if "Error" in line or "error" in line]
         raise InputError(f"TensorFlow model {source or saved_dir}: tf2onnx failed: {(lines or ['?'])[-1].strip()}")
+    import onnx
+
+    # tf2onnx writes the temporary SavedModel's path into the graph: name the user's file instead,
+    # so the same model converts to the same bytes
+    model = onnx.load(str(onnx_path))
+    model.graph.doc_string = f"converted from {source or saved_dir}"
+    onnx.save(model, str(onnx_path))
 
 
 def to_torch(onnx_path: Path, source=None) -> torch.fx.GraphModule:
@@ -176,9 +183,25 @@ def linearize(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         gm.graph.erase_node(node)
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()
+    _drop_unread_constants(gm)
     _buffers_to_parameters(gm)
     gm.recompile()
     return gm
+
+
+def _drop_unread_constants(gm) -> None:
+    """Remove the ONNX initializers no graph node reads any more (those folded into nn.Linear):
+    left in place they would become Parameters the module never uses, and inflate its parameter
+    count and so understate every prune ratio. Buffers of called modules (a BatchNorm's running
+    statistics) are read inside the module and stay."""
+    read = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
+    called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+    for owner, module in gm.named_modules():
+        if any(owner == c or owner.startswith(c + ".") for c in called):
+            continue
+        for name, _ in list(module.named_buffers(recurse=False)):
+            if (f"{owner}.{name}" if owner else name) not in read:
+                delattr(module, name)
 
 
 def _buffers_to_parameters(gm) -> None:
@@ -201,4 +224,4 @@ def convert(model_path, workdir: Path, opset: int, n_features: int):
 
 def workdir():
     """A temporary folder for the SavedModel and ONNX of one conversion."""
-    return tempfile.TemporaryDirectory(prefix="convert_tf.")
+    return scratch_dir("convert_tf")

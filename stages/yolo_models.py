@@ -1,8 +1,17 @@
 """Loading, sizing and validating Ultralytics YOLO pose models (PyTorch or ONNX files)."""
-import tempfile
 
 import stages  # noqa: F401  (Ultralytics offline before it is imported)
 from stages.checks import InputError, existing_file
+from stages.outputs import scratch_dir
+
+
+def first_sentence(e: Exception) -> str:
+    """An exception as one short clause: its type and the first sentence of its first line, without
+    Ultralytics' 'ERROR' prefix and advice (which would tell a pipeline user to re-download)."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    text = text.split(" — ")[-1].replace("ERROR ❌️", "").strip().split(". ")[0].rstrip(".")
+    text += ")" * (text.count("(") - text.count(")"))
+    return f"{e.__class__.__name__}: {text}"[:200]
 
 
 def load_pose_model(path):
@@ -13,10 +22,12 @@ def load_pose_model(path):
     if p.suffix == ".onnx":
         check_pose_onnx(p)
         return YOLO(str(p), task="pose")
+    if p.stat().st_size == 0:
+        raise InputError(f"model {p}: empty file (0 bytes), not a YOLO checkpoint")
     try:
         model = YOLO(str(p))
     except Exception as e:  # Ultralytics raises many kinds for a file that is not a checkpoint
-        raise InputError(f"model {p}: not a readable YOLO checkpoint ({e.__class__.__name__}: {e})"[:300]) from None
+        raise InputError(f"model {p}: not a readable YOLO checkpoint ({first_sentence(e)})") from None
     if model.task != "pose":
         raise InputError(f"model {p}: a YOLO '{model.task}' model, not a pose model")
     return model
@@ -81,7 +92,7 @@ def gflops(model, imgsz: int) -> float:
 
 def validate(model, dataset_yaml, imgsz: int, batch: int, workers: int = 0, **overrides) -> dict:
     """Pose and box mAP from Ultralytics' own validator on the dataset's val split."""
-    with tempfile.TemporaryDirectory() as runs:
+    with scratch_dir("val") as runs:
         m = model.val(data=str(dataset_yaml), imgsz=imgsz, batch=batch, workers=workers,
                       device="cpu", plots=False, project=runs, name="val", exist_ok=True,
                       verbose=False, **overrides)

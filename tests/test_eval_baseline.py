@@ -58,9 +58,31 @@ def not_a_checkpoint(tmp_path, data):
     return path
 
 
+def empty_file(tmp_path, data):
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    return path
+
+
+def truncated_checkpoint(tmp_path, data):
+    path = tmp_path / "truncated.pt"
+    path.write_bytes((data / "models" / "yolo_pose.pt").read_bytes()[:2000])
+    return path
+
+
+def bad_yaml(tmp_path, data):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("train: images/train\nval: [images/val\nkpt_shape: [17, 3]\n")
+    return bad
+
+
 @pytest.mark.parametrize("make_model, make_data, params, message", [
     (lambda t, d: t / "missing.pt", None, None, "model {}: not found"),
     (not_a_checkpoint, None, None, "not a readable YOLO checkpoint"),
+    (empty_file, None, None, "model {}: empty file (0 bytes), not a YOLO checkpoint"),
+    (truncated_checkpoint, None, None, "model {}: not a readable YOLO checkpoint (TypeError: the file is empty, "
+                                       "truncated or corrupted (RuntimeError: PytorchStreamReader failed"),
+    (None, bad_yaml, None, "not valid YAML (line 3, column 10: expected ',' or ']'"),
     (detect_model, None, None, "a YOLO 'detect' model, not a pose model"),
     (None, wrong_kpt_shape, None, "kpt_shape is [5, 3], expected [17, 3]"),
     (None, nowhere, None, "train images"),
@@ -77,3 +99,15 @@ def test_bad_input_stops_with_one_line(tmp_path, tiny_inputs, make_model, make_d
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert message.format(model) in lines[0]
     assert not metrics.parent.exists() or not any(metrics.parent.iterdir())
+    assert "re-download" not in lines[0] and lines[0].count("(") == lines[0].count(")")
+
+
+def test_params_file_syntax_error_names_the_line(tmp_path, tiny_inputs):
+    params = tmp_path / "params.yaml"
+    params.write_text("eval_baseline:\n  imgsz: 64\n   batch: 4\n")
+    res = run(STAGE + ["--model", str(tiny_inputs / "models" / "yolo_pose.pt"), "--data",
+                       str(tiny_inputs / "pose" / "pose.yaml"), "--metrics", str(tmp_path / "m.json"),
+                       "--params", str(params)], ROOT, check=False)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        f"error: params file {params}: not valid YAML (line 3, column 9: mapping values are not allowed here)"]

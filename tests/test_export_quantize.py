@@ -63,6 +63,14 @@ def test_export_passes_checker_and_matches_pytorch(exported):
     assert all(0 <= m[k] <= 1 for k in ACCURACY) and m["size_bytes"] == path.stat().st_size
 
 
+def test_export_beyond_tolerance_writes_nothing(tmp_path, tiny_data, tiny_yolo):
+    """The parity check runs before the file is moved into place: a rejected export never appears."""
+    res, out, metrics = export_stage(tmp_path, tiny_yolo, tiny_data / "pose" / "pose.yaml",
+                                     {**EXPORT, "tolerance": 0.0}, check=False)
+    assert res.returncode != 0 and "ONNX output differs from PyTorch's by" in res.stderr.strip().splitlines()[-1]
+    assert not out.parent.exists() and not metrics.exists()
+
+
 @pytest.mark.parametrize("shape", [(64, 64), (64, 96)])
 def test_tensors_are_the_validators(tiny_data, shape):
     """The calibration / check / benchmark input equals what Ultralytics' val dataset yields."""

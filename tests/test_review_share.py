@@ -73,13 +73,13 @@ def test_metrics_diff_shows_exactly_what_a_parameter_change_did(finished, tmp_pa
     assert list(pdiff) == ["params.yaml"] and list(pdiff["params.yaml"]) == ["eval_baseline.imgsz"]
     assert pdiff["params.yaml"]["eval_baseline.imgsz"]["new"] == params["eval_baseline"]["imgsz"]
 
-    # the review copy: the report, then both diffs as Markdown tables; STAMP= skips the venv build
+    # the review copy: the verdict, then both diffs in full, folded; STAMP= skips the venv build
     run(["make", "report", "BASE=HEAD~1", "STAMP="], clone)
     pr = (clone / "report" / "pr.md").read_text()
-    assert pr.startswith((clone / "report" / "report.md").read_text())
-    md = pr.split("## Metrics: this tree against `HEAD~1`")[1]
+    assert pr.startswith("# Pull request report: this tree against `HEAD~1`")
+    md = pr.split("## Everything else")[1]
     assert "| Path" in md and "gflops" in md and "| eval_baseline.imgsz" in md
-    assert "pose_map50_95" not in md or ("metrics/eval_baseline.json", "pose_map50_95") in changed
+    assert md.rstrip().endswith("</details>") and (clone / "report" / "report.md").read_text() in md
 
 
 def test_report_tells_this_runs_numbers(finished):
@@ -185,8 +185,8 @@ def test_fresh_clone_with_part_of_the_outputs_pulls_and_recomputes_only_the_rest
     run(["dvc", "remote", "modify", "local", "url", str(remote)], clone)
     assert run(["dvc", "pull"], clone, check=False).returncode != 0  # outputs left out: plain pull says so
     run(["dvc", "pull", "--allow-missing"], clone)
-    assert (clone / "outputs" / "finetune" / "fast" / "model.pt").is_file()
-    assert not (clone / "outputs" / "onnx" / "fast.onnx").exists()
+    assert (clone / "outputs" / "yolo" / "finetune" / "fast" / "model.pt").is_file()
+    assert not (clone / "outputs" / "yolo" / "onnx" / "fast.onnx").exists()
     res = run(["dvc", "repro"], clone)
     ran = {line.split("'")[1] for line in res.stdout.splitlines() if line.startswith("Running stage")}
     assert not ran & set(kept) and "export_onnx@fast" in ran, res.stdout

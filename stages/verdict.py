@@ -1,0 +1,278 @@
+"""The pull request's verdict: which headline figures changed beyond noise against a base revision, and why.
+
+    python -m stages.verdict --base main --report report/report.md --out report/pr.md
+
+Compares metrics/ and dvc.lock of the working tree with those committed at --base. Each headline
+figure (HEADLINES) is judged by what it is:
+- exact: accuracies, prune ratios and file sizes are deterministic for the same inputs and
+  parameters (exports and INT8 files are byte-identical), so any change is beyond noise;
+- compressed: a ZIP of retrained weights moves by a few bytes when their last bits differ, so
+  within COMPRESSED_BAND it is the same model;
+- timing: speed-ups are ratios from one round-robin run, judged against the larger noise band the
+  base and head runs measured themselves (their `noise_band`), never less than --floor.
+A change beyond noise names its cause where dvc.lock shows one: the parameters, code and data of
+the stage that wrote the figure and of every stage upstream of it.
+
+Writes --out: the verdict and its table first; plots that changed, before and after; then
+`dvc metrics diff` and `dvc params diff` in full and the pipeline's report, folded. Prints the
+verdict's first lines and exits 1 when a headline figure got worse beyond noise, so CI can gate
+on it (`make report BASE=<rev>`).
+"""
+import argparse
+import fnmatch
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from stages.checks import InputError, run_stage
+from stages.markdown import flatten, table
+from stages.outputs import atomic_path
+from stages.verdict_plots import changed_plots
+
+# (metrics file, key, figure, judged as, better when higher); `*` stands for a recipe or variant
+HEADLINES = [
+    ("eval_baseline.json", "pose_map50_95", "pose mAP50-95", "exact", True),
+    ("benchmark.json", "variants.*.pose_map50", "pose mAP50", "exact", True),
+    ("benchmark.json", "variants.*.pose_map50_95", "pose mAP50-95", "exact", True),
+    ("benchmark.json", "variants.*.speedup_vs_onnx_fp32", "speed-up vs ONNX FP32", "timing", True),
+    # deployed files only: a .pt checkpoint's size also moves with its metadata (dates, train args)
+    ("benchmark.json", "variants.onnx_*.size_bytes", "size", "exact", False),
+    ("benchmark.json", "variants.int8_*.size_bytes", "size", "exact", False),
+    ("benchmark.json", "variants.onnx_*.zip_bytes", "compressed size", "compressed", False),
+    ("benchmark.json", "variants.int8_*.zip_bytes", "compressed size", "compressed", False),
+    ("prune/*.json", "prune_ratio", "prune ratio", "exact", True),
+    ("prune/*.json", "gflops_reduction", "GFLOPs cut (%)", "exact", True),
+    ("convert_tf.json", "accuracy", "activity accuracy (%)", "exact", True),
+    ("classifier_finetune/*.json", "accuracy", "activity accuracy (%)", "exact", True),
+    ("classifier_finetune/*.json", "prune_ratio", "prune ratio", "exact", True),
+    ("classifier_benchmark/*.json", "speedup", "speed-up", "timing", True),
+    ("system_eval.json", "*.activity_acc_all", "system activity accuracy", "exact", True),
+    ("system_eval.json", "*.speedup", "system speed-up", "timing", True),
+]
+COMPRESSED_BAND = 0.001
+
+
+def git(*args, cwd=".") -> str:
+    """stdout of a git command; InputError with git's own message when it fails."""
+    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise InputError(f"git {' '.join(args)}: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else 'failed'}")
+    return res.stdout
+
+
+def metrics_at(rev, folder: Path) -> dict:
+    """{path relative to folder: parsed JSON} of the metrics files at a git revision (None: the
+    working tree)."""
+    if rev is None:
+        return {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
+    names = git("ls-tree", "-r", "--name-only", rev, "--", folder.as_posix()).split()
+    return {Path(n).relative_to(folder).as_posix(): json.loads(git("show", f"{rev}:{n}"))
+            for n in names if n.endswith(".json")}
+
+
+def headline_figures(metrics: dict) -> dict:
+    """{(file, key): (figure, judged as, higher is better, noise band)} for every headline value."""
+    out = {}
+    for file, data in metrics.items():
+        flat = flatten(data)
+        for pattern, key_pattern, figure, kind, higher in HEADLINES:
+            if not fnmatch.fnmatch(file, pattern):
+                continue
+            for key, value in flat.items():
+                if fnmatch.fnmatch(key, key_pattern) and isinstance(value, (int, float)):
+                    # the band measured beside the figure (system_eval's per pair), else the file's
+                    beside = f"{key.rpartition('.')[0]}.noise_band".lstrip(".")
+                    out[(file, key)] = (value, figure, kind, higher, flat.get(beside, data.get("noise_band", 0.0)))
+    return out
+
+
+def judge(base: dict, head: dict, floor: float) -> list:
+    """One row per headline figure in either revision: dict with file, key, figure, base, head,
+    change (relative for timing) and verdict: worse / better (beyond noise), within noise, same,
+    new, removed."""
+    rows = []
+    for file, key in sorted(set(base) | set(head)):
+        b, h = base.get((file, key)), head.get((file, key))
+        value_b, value_h = (b or [None])[0], (h or [None])[0]
+        figure, kind, higher = (h or b)[1:4]
+        row = {"file": file, "key": key, "figure": figure, "kind": kind, "base": value_b, "head": value_h}
+        if b is None or h is None:
+            rows.append({**row, "verdict": "new" if b is None else "removed", "band": None})
+            continue
+        band = {"exact": 0.0, "compressed": COMPRESSED_BAND,
+                "timing": max(b[4] or 0.0, h[4] or 0.0, floor)}[kind]
+        rel = (value_h - value_b) / abs(value_b) if value_b else (0.0 if value_h == value_b else float("inf"))
+        if value_h == value_b:
+            verdict = "same"
+        elif abs(rel) <= band:
+            verdict = "within noise"
+        else:
+            verdict = "better" if (value_h > value_b) == higher else "worse"
+        rows.append({**row, "verdict": verdict, "band": band, "change": rel})
+    return rows
+
+
+def lock_stages(text: str) -> dict:
+    return (yaml.safe_load(text) or {}).get("stages", {}) if text else {}
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def upstream(stages: dict, name: str) -> list:
+    """The stage and every stage whose outputs it reads, directly or through others."""
+    seen, todo = [], [name]
+    while todo:
+        s = todo.pop()
+        if s in seen or s not in stages:
+            continue
+        seen.append(s)
+        for dep in stages[s].get("deps", []):
+            todo += [o for o, st in stages.items() if any(_overlaps(dep["path"], out["path"]) for out in st.get("outs", []))]
+    return seen
+
+
+def producer(stages: dict, path: str):
+    return next((s for s, st in stages.items() if any(o["path"] == path for o in st.get("outs", []))), None)
+
+
+def causes(base: dict, head: dict, stage: str) -> str:
+    """What changed between the revisions in `stage` and upstream of it, as one clause: parameter
+    values (leaves) first, then the code and data it reads that no stage writes."""
+    written = [o["path"] for st in head.values() for o in st.get("outs", [])]
+    params, files = {}, {}
+    for s in upstream(head, stage):
+        if s not in base:
+            files[f"stage {s} (new)"] = None
+            continue
+        params_b = {k: v for f in base[s].get("params", {}).values() for k, v in flatten(f).items()}
+        for k, v in {k: v for f in head[s].get("params", {}).values() for k, v in flatten(f).items()}.items():
+            if params_b.get(k) != v:
+                params[k] = f"`{k}` {params_b.get(k)} → {v}"
+        deps_b = {d["path"]: d.get("md5") for d in base[s].get("deps", [])}
+        for d in head[s].get("deps", []):
+            if not any(_overlaps(d["path"], w) for w in written) and deps_b.get(d["path"]) != d.get("md5"):
+                files[d["path"]] = None
+    shown = [f"`{f}`" for f in files][:5]
+    more = f" (+{len(files) - 5})" if len(files) > 5 else ""
+    clauses = list(params.values()) + ([f"changed: {', '.join(shown)}{more}"] if files else [])
+    return "; ".join(clauses) or "no parameter, code or data change upstream in dvc.lock"
+
+
+def fmt(value, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind in ("exact", "compressed") and float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}" if kind == "timing" else f"{value:.5g}"
+
+
+def verdict_lines(rows: list, base_rev: str, why: dict) -> tuple:
+    """(first lines, worse count): the verdict a reviewer reads first."""
+    worse = [r for r in rows if r["verdict"] == "worse"]
+    better = [r for r in rows if r["verdict"] == "better"]
+    bands = [r["band"] for r in rows if r["kind"] == "timing" and r["band"] is not None]
+    if not worse and not better:
+        changed = [r for r in rows if r["verdict"] in ("new", "removed")]
+        extra = f"; {len(changed)} figures new or removed" if changed else ""
+        return [f"**Nothing changed beyond noise** against `{base_rev}` ({len(rows)} headline figures: accuracy, "
+                f"ratios and sizes identical, speed-ups within their noise band of up to "
+                f"{100 * max(bands, default=0):.0f}%){extra}."], 0
+    lines = []
+    for title, group in (("worse", worse), ("better", better)):
+        if group:
+            lines.append(f"**{len(group)} headline figure{'s' * (len(group) > 1)} {title} beyond noise** against "
+                         f"`{base_rev}`:")
+            by_cause = {}
+            for r in group:
+                by_cause.setdefault(why[(r["file"], r["key"])], []).append(r)
+            for cause, figures in by_cause.items():
+                lines.append(f"- because of {cause}:")
+                lines += [f"  - {label(r)}: {fmt(r['base'], r['kind'])} → {fmt(r['head'], r['kind'])} "
+                          f"({100 * r['change']:+.1f}%)" for r in figures]
+    return lines, len(worse)
+
+
+def label(r: dict) -> str:
+    """`variant` figure, the variant being the key's middle part or the file's name."""
+    parts = r["key"].split(".")
+    where = parts[1] if r["key"].startswith("variants.") else parts[0] if len(parts) > 1 \
+        else r["file"].rsplit(".", 1)[0]
+    return f"`{where}` {r['figure']}"
+
+
+def verdict_table(rows: list) -> list:
+    order = {"worse": 0, "better": 1, "new": 2, "removed": 3, "within noise": 4, "same": 5}
+    rows = sorted(rows, key=lambda r: order[r["verdict"]])
+
+    def line(r):
+        change = "–" if r.get("change") is None else f"{100 * r['change']:+.2f}%"
+        band = "–" if r["band"] is None else f"±{100 * r['band']:.1f}%"
+        return [label(r), fmt(r["base"], r["kind"]), fmt(r["head"], r["kind"]), change, band, f"**{r['verdict']}**"
+                if r["verdict"] in ("worse", "better") else r["verdict"]]
+    headers = ["figure", "base", "head", "change", "noise band", "verdict"]
+    moved = [line(r) for r in rows if r["verdict"] != "same"]
+    same = [line(r) for r in rows if r["verdict"] == "same"]
+    out = [table(headers, moved), ""] if moved else []
+    if same:
+        out += folded(f"{len(same)} headline figures unchanged", table(headers, same))
+    return out
+
+
+def dvc_md(*args) -> str:
+    res = subprocess.run([sys.executable, "-m", "dvc", *args, "--md"], capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else f"`dvc {' '.join(args)}` failed: {res.stderr.strip()[-300:]}"
+
+
+def folded(summary: str, body: str) -> list:
+    return [f"<details><summary>{summary}</summary>\n", body or "No change.", "\n</details>\n"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", required=True, help="git revision to compare with (a branch, tag or commit)")
+    ap.add_argument("--metrics", default="metrics", help="metrics folder")
+    ap.add_argument("--plots", default="plots", help="plots folder")
+    ap.add_argument("--lock", default="dvc.lock")
+    ap.add_argument("--report", help="the pipeline's report, folded in at the end")
+    ap.add_argument("--out", help="Markdown to write (figures beside it, in <name>-figures/)")
+    ap.add_argument("--floor", type=float, default=0.05, help="least noise band of a speed-up (fraction)")
+    a = ap.parse_args()
+    git("rev-parse", "--verify", f"{a.base}^{{commit}}")
+    metrics_dir = Path(a.metrics)
+    if not metrics_dir.is_dir():
+        raise InputError(f"metrics folder {metrics_dir}: not found; run `dvc repro` first")
+    head_lock = lock_stages(Path(a.lock).read_text() if Path(a.lock).is_file() else "")
+    try:
+        base_lock = lock_stages(git("show", f"{a.base}:{a.lock}"))
+    except InputError:
+        base_lock = {}
+    rows = judge(headline_figures(metrics_at(a.base, metrics_dir)), headline_figures(metrics_at(None, metrics_dir)),
+                 a.floor)
+    why = {(r["file"], r["key"]): causes(base_lock, head_lock, producer(head_lock, f"{a.metrics}/{r['file']}") or "")
+           for r in rows if r["verdict"] in ("worse", "better")}
+    first, worse = verdict_lines(rows, a.base, why)
+    print("\n".join(first))
+    if a.out:
+        out = Path(a.out)
+        with atomic_path(out.parent / f"{out.stem}-figures") as figures, atomic_path(out) as tmp:
+            figures.mkdir()
+            parts = [f"# Pull request report: this tree against `{a.base}`\n", *first, "",
+                     "## Headline figures\n", *verdict_table(rows), "",
+                     *changed_plots(a.base, Path(a.plots), figures), "",
+                     "## Everything else\n",
+                     *folded(f"`dvc metrics diff {a.base}`: every metric that changed", dvc_md("metrics", "diff", a.base)),
+                     *folded(f"`dvc params diff {a.base}`", dvc_md("params", "diff", a.base))]
+            if a.report and Path(a.report).is_file():
+                parts += folded("The pipeline's report", Path(a.report).read_text())  # its figures/ sits beside
+            tmp.write_text("\n".join(parts) + "\n")
+        print(f"pull request report: {out}")
+    sys.exit(1 if worse else 0)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,82 @@
+"""The pull request's verdict (stages/verdict.py, `make report BASE=<rev>`): nothing beyond noise
+for a commit that changes nothing; a recipe change flagged, named and gated."""
+import numpy as np
+import yaml
+
+from stages.timing import noise_band, speedup_spread
+from stages.verdict import judge
+from tests.conftest import run
+from tests.test_review_share import git_clone
+
+
+def test_speedup_spread_is_how_far_the_passes_lie_apart():
+    reference = np.full(30, 10.0)
+    steady = np.full(30, 5.0)
+    assert speedup_spread(reference, steady) == 0.0
+    one_fast_pass = np.r_[np.full(10, 5.0), np.full(10, 4.0), np.full(10, 5.0)]  # speed-ups 2, 2.5, 2
+    assert speedup_spread(reference, one_fast_pass) == (2.5 - 2.0) / 2.5
+    assert noise_band({"ref": reference, "a": steady, "b": one_fast_pass}, "ref") == 0.2
+    assert speedup_spread(reference[:5], steady[:5]) == 0.0  # too few rounds to cut into passes
+
+
+def test_judge_holds_timings_to_their_band_and_the_rest_to_their_value():
+    base = {("b.json", "speed"): (2.0, "speed-up", "timing", True, 0.04),
+            ("b.json", "fast"): (2.0, "speed-up", "timing", True, 0.04),
+            ("b.json", "acc"): (0.5, "accuracy", "exact", True, 0.0)}
+    head = {("b.json", "speed"): (2.1, "speed-up", "timing", True, 0.06),
+            ("b.json", "fast"): (1.8, "speed-up", "timing", True, 0.06),
+            ("b.json", "acc"): (0.49999, "accuracy", "exact", True, 0.0)}
+    rows = {r["key"]: r for r in judge(base, head, floor=0.01)}
+    assert rows["speed"]["verdict"] == "within noise" and rows["speed"]["band"] == 0.06  # the larger band
+    assert rows["fast"]["verdict"] == "worse"
+    assert rows["acc"]["verdict"] == "worse"  # deterministic: any change counts
+
+
+def clone_of(finished_project, tmp_path):
+    repo, _, _ = finished_project
+    clone = git_clone(repo, tmp_path / "clone")
+    run(["dvc", "pull", "-q"], clone)
+    return clone
+
+
+def test_a_commit_that_changes_nothing_is_nothing_beyond_noise(finished_project, tmp_path):
+    clone = clone_of(finished_project, tmp_path)
+    with open(clone / "README.md", "a") as f:
+        f.write("\nA line of prose.\n")
+    assert "Running stage" not in run(["dvc", "repro"], clone).stdout
+    run(["git", "commit", "-qam", "prose"], clone)
+    res = run(["make", "-s", "report", "BASE=HEAD~1", "STAMP="], clone)
+    assert "**Nothing changed beyond noise** against `HEAD~1`" in res.stdout.splitlines()[-2]
+    pr = (clone / "report" / "pr.md").read_text().splitlines()
+    assert pr[2].startswith("**Nothing changed beyond noise**") and "## Plots that changed" not in pr
+
+
+def test_a_recipe_change_is_flagged_named_and_gated(finished_project, tmp_path):
+    clone = clone_of(finished_project, tmp_path)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["recipes"]["fast"]["prune"]["ratio"] = 0.0                      # 0.3 before: not pruned
+    params["classifier_recipes"]["fast"]["prune"]["amount"] = 0.9          # 0.5 before
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], clone)
+    run(["git", "commit", "-qam", "gentler YOLO pruning, harder classifier pruning"], clone)
+    res = run(["make", "-s", "report", "BASE=HEAD~1", "STAMP="], clone, check=False)
+    assert res.returncode != 0, res.stdout  # a headline figure got worse: the gate fails
+    out = res.stdout
+    assert "worse beyond noise** against `HEAD~1`" in out
+    blocks = []  # (cause line, figure lines under it), worse ones first
+    for line in out.splitlines():
+        if line.startswith("- because of"):
+            blocks.append((line, []))
+        elif line.startswith("  - "):
+            blocks[-1][1].append(line)
+    yolo = [c for c, figures in blocks if any("`prune/fast` GFLOPs cut" in f for f in figures)]
+    assert yolo and all("`recipes.fast.prune.ratio` 0.3 → 0.0" in c for c in yolo)
+    assert all("classifier_recipes" not in c for c in yolo)
+    assert any("`int8_fast` speed-up vs ONNX FP32" in f for c, figures in blocks if c in yolo for f in figures)
+    classifier = [c for c, figures in blocks if any("`classifier_finetune/fast` activity" in f for f in figures)]
+    assert classifier and all("`classifier_recipes.fast.prune.amount` 0.5 → 0.9" in c for c in classifier)
+    assert all("recipes.fast.prune.ratio" not in c.replace("classifier_recipes", "") for c in classifier)
+    pr = (clone / "report" / "pr.md").read_text()
+    assert "## Plots that changed" in pr and "pr-figures/" in pr
+    for link in [part.split(")")[0] for part in pr.split("](pr-figures/")[1:]]:
+        assert (clone / "report" / "pr-figures" / link).is_file(), link
