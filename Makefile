@@ -43,4 +43,4 @@ test: $(STAMP)
 BASE ?= main
 report: $(STAMP)
 	dvc repro report
-	python -m stages.verdict --base $(BASE) --report report/report.md --out report/pr.md
+	python -m tools.verdict --base $(BASE) --report report/report.md --out report/pr.md

@@ -6,6 +6,8 @@ Gaussian noise, so activities are learnable from keypoints but overlap.
 """
 import numpy as np
 
+from posecompress.common.skeleton import LIMBS, normalise_keypoints  # noqa: F401  (the pipeline's own)
+
 KEYPOINT_NAMES = [
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -13,7 +15,6 @@ KEYPOINT_NAMES = [
 ]
 FLIP_IDX = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 # limbs drawn as thick segments (index pairs into KEYPOINT_NAMES)
-LIMBS = [(5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16)]
 
 ACTIVITIES = [
     "sports", "miscellaneous", "home activities", "occupation", "fishing and hunting",
@@ -86,21 +87,3 @@ def keypoints_from_pose(pose: np.ndarray, height: float, hip: np.ndarray) -> np.
 def head_centre(keypoints: np.ndarray) -> np.ndarray:
     """Centre of the head circle: midway between the ears."""
     return (keypoints[3] + keypoints[4]) / 2
-
-
-def normalise_keypoints(xy: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """The classifier's input: (17, 2) coordinates and (17,) visibility in [0, 1] -> (51,).
-
-    Coordinates are centred on the extent of the labelled keypoints and divided by its
-    larger side, so the feature is the same whether keypoints come from labels or from a
-    detector; unlabelled keypoints are zeros.
-    """
-    labelled = visible > 0
-    out = np.zeros((17, 3), dtype=np.float32)
-    if labelled.any():
-        pts = xy[labelled]
-        lo, hi = pts.min(0), pts.max(0)
-        scale = max(float((hi - lo).max()), 1e-6)
-        out[labelled, :2] = (pts - (lo + hi) / 2) / scale
-    out[:, 2] = visible
-    return out.reshape(-1)

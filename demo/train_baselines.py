@@ -18,8 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import stages  # noqa: F401  (Ultralytics offline before it is imported)
-from stages.checks import resolve_device
+import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
+from posecompress.common.checks import resolve_device
 
 
 def train_yolo(data: Path, epochs: int, imgsz: int = 320, batch: int = 16, seed: int = 0,

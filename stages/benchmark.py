@@ -1,8 +1,9 @@
 """Stage benchmark: every YOLO pose variant timed in one interleaved run, with its size and accuracy.
 
-    python -m stages.benchmark --baseline data/models/yolo_pose.pt --finetune-dir outputs/yolo/finetune \
-        --onnx-dir outputs/yolo/onnx --int8-dir outputs/yolo/quantize --export-metrics metrics/export_onnx \
-        --quantize-metrics metrics/quantize --data data/pose/pose.yaml \
+    python -m stages.benchmark --baseline data/models/yolo_pose.pt \
+        --finetuned 'outputs/yolo/finetune/{name}/model.pt' --onnx 'outputs/yolo/onnx/{name}.onnx' \
+        --int8 'outputs/yolo/quantize/{name}.onnx' --export-metrics 'metrics/export_onnx/{name}.json' \
+        --quantize-metrics 'metrics/quantize/{name}.json' --data data/pose/pose.yaml \
         --metrics metrics/benchmark.json --plot plots/benchmark/variants.csv
 
 Variants: pytorch_<m>, onnx_<m> (FP32) and int8_<m> for m = baseline and every recipe in
@@ -18,19 +19,17 @@ Accuracies are the export and quantize stages' own, at the size they validated a
 """
 import argparse
 import io
-import time
 import zipfile
 from pathlib import Path
 
-from stages.checks import (InputError, dataset_images, existing_file, image_shape, load_params, param,
+from posecompress.common.checks import (InputError, dataset_images, existing_file, image_shape, load_params, named_path, param,
                            pose_dataset_yaml, run_stage)
-from stages.images import onnx_image_input, readable_images, validator_tensor
-from stages.outputs import atomic_path, write_json
-from stages.timing import PASSES, noise_band
-from stages.timing import STATISTICS as STATISTIC_FUNCTIONS
-from stages.yolo_models import check_pose_onnx
+from posecompress.common.images import onnx_image_input, readable_images, validator_tensor
+from posecompress.common.outputs import atomic_path, write_json
+from posecompress.runtime.sessions import onnx_runner
+from posecompress.runtime.timing import PASSES, STATISTICS, latency, noise_band, round_robin
+from posecompress.yolo.models import check_pose_onnx
 
-STATISTICS = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}
 CSV_COLUMNS = ("variant", "kind", "latency_ms_p50", "latency_ms_min", "latency_ms_mean", "latency_ms_p90",
                "speedup_vs_onnx_fp32", "speedup_vs_pytorch", "pose_map50", "pose_map50_95", "zip_bytes")
 
@@ -43,10 +42,7 @@ def read_params(path) -> dict:
          "warmup": param(s, "warmup", int, "benchmark.warmup", 0, 10000),
          "threads": param(s, "threads", int, "benchmark.threads", 1, 256),
          "statistic": param(s, "statistic", str, "benchmark.statistic", choices=tuple(STATISTICS))}
-    try:
-        p["recipes"] = list(load_params(path, "recipes"))
-    except InputError:  # no recipes: the baseline's variants only
-        p["recipes"] = []
+    p["recipes"] = list(load_params(path, "recipes"))  # `recipes: {}`: the baseline's variants only
     return p
 
 
@@ -59,10 +55,12 @@ def variants(a, recipes) -> list:
     """
     out = []
     for m in ["baseline", *recipes]:
-        pt = Path(a.baseline) if m == "baseline" else Path(a.finetune_dir) / m / "model.pt"
-        out += [(f"pytorch_{m}", "pytorch", pt, Path(a.export_metrics) / f"{m}.json"),
-                (f"onnx_{m}", "onnx_fp32", Path(a.onnx_dir) / f"{m}.onnx", Path(a.export_metrics) / f"{m}.json"),
-                (f"int8_{m}", "onnx_int8", Path(a.int8_dir) / f"{m}.onnx", Path(a.quantize_metrics) / f"{m}.json")]
+        pt = Path(a.baseline) if m == "baseline" else named_path(a.finetuned, m, "--finetuned")
+        exported = named_path(a.export_metrics, m, "--export-metrics")
+        out += [(f"pytorch_{m}", "pytorch", pt, exported),
+                (f"onnx_{m}", "onnx_fp32", named_path(a.onnx, m, "--onnx"), exported),
+                (f"int8_{m}", "onnx_int8", named_path(a.int8, m, "--int8"),
+                 named_path(a.quantize_metrics, m, "--quantize-metrics"))]
     for name, kind, model, acc in out:
         existing_file(model, f"model ({name})")
         existing_file(acc, f"metrics ({name})")
@@ -94,7 +92,7 @@ def runner(kind: str, path, threads: int):
     if kind == "pytorch":
         import torch
 
-        from stages.yolo_models import load_pose_model
+        from posecompress.yolo.models import load_pose_model
 
         torch.set_num_threads(threads)
         net = load_pose_model(path).model.float().eval().fuse()  # fused, as Ultralytics predicts
@@ -103,44 +101,14 @@ def runner(kind: str, path, threads: int):
             with torch.inference_mode():
                 return net(torch.from_numpy(x))
         return run
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # idle pool threads would otherwise spin after each call, taking the cores from the next variant
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: x})
+    return onnx_runner(path, threads, "model")
 
 
-def time_round_robin(runners: dict, files, shape, n: int, warmup: int) -> dict:
-    """Milliseconds per forward pass of every runner over n images (files cycled), interleaved."""
-    from tqdm import tqdm
-
-    names = list(runners)
-    x = validator_tensor(files[0], shape)
-    for _ in range(warmup):
-        for name in names:
-            runners[name](x)
-    times = {name: [] for name in names}
-    for i in tqdm(range(n), desc="benchmark", unit="image"):
-        x = validator_tensor(files[i % len(files)], shape)
-        k = i % len(names)
-        for name in names[k:] + names[:k]:
-            t0 = time.perf_counter()
-            runners[name](x)
-            times[name].append((time.perf_counter() - t0) * 1000.0)
-    return times
-
-
-def latency(ms: list) -> dict:
-    """Mean, median, 90th percentile and minimum of a list of milliseconds."""
-    import numpy as np
-
-    return {"latency_ms_mean": float(np.mean(ms)), "latency_ms_p50": float(np.percentile(ms, 50)),
-            "latency_ms_p90": float(np.percentile(ms, 90)), "latency_ms_min": float(np.min(ms))}
+def timed_images(runners: dict, files, shape, n: int, warmup: int) -> dict:
+    """Milliseconds per forward pass of every runner over n val images (files cycled), in turns;
+    every runner gets the same preprocessed tensor."""
+    tensors = (validator_tensor(files[i % len(files)], shape) for i in range(n))
+    return round_robin(runners, tensors, validator_tensor(files[0], shape), warmup, desc="benchmark", total=n)
 
 
 def file_sizes(path) -> dict:
@@ -162,7 +130,7 @@ def report(table: list, times: dict, statistic: str) -> dict:
         m = json.loads(Path(acc).read_text())
         rows[name] = {"kind": kind, **latency(times[name]), **file_sizes(model),
                       "pose_map50": m["pose_map50"], "pose_map50_95": m["pose_map50_95"]}
-    key = STATISTICS[statistic]
+    key = f"latency_ms_{statistic}"
     onnx_ref, pt_ref, zip_ref = rows["onnx_baseline"][key], rows["pytorch_baseline"][key], \
         rows["onnx_baseline"]["zip_bytes"]
     for r in rows.values():
@@ -184,10 +152,12 @@ def write_csv(path, rows: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for flag, what in [("--baseline", "baseline PyTorch checkpoint"), ("--finetune-dir", "<dir>/<recipe>/model.pt"),
-                       ("--onnx-dir", "<dir>/<model>.onnx, FP32"), ("--int8-dir", "<dir>/<model>.onnx, INT8"),
-                       ("--export-metrics", "<dir>/<model>.json from export_onnx"),
-                       ("--quantize-metrics", "<dir>/<model>.json from quantize"),
+    for flag, what in [("--baseline", "baseline PyTorch checkpoint"),
+                       ("--finetuned", "a recipe's fine-tuned checkpoint, {name} standing for the recipe"),
+                       ("--onnx", "a model's FP32 ONNX file, {name}: baseline or a recipe"),
+                       ("--int8", "a model's INT8 ONNX file, {name}: baseline or a recipe"),
+                       ("--export-metrics", "export_onnx's metrics of a model ({name})"),
+                       ("--quantize-metrics", "quantize's metrics of a model ({name})"),
                        ("--data", "pose dataset YAML (val images)"), ("--metrics", "metrics JSON to write"),
                        ("--plot", "CSV to write")]:
         ap.add_argument(flag, required=True, help=what)
@@ -198,9 +168,9 @@ def main() -> None:
     files = readable_images(dataset_images(pose_dataset_yaml(a.data), "val"), f"dataset {a.data} val")
     shape, accuracy_shape = shapes(table, p["imgsz"])
     runners = {name: runner(kind, model, p["threads"]) for name, kind, model, _ in table}
-    times = time_round_robin(runners, files, shape, p["images"], p["warmup"])
+    times = timed_images(runners, files, shape, p["images"], p["warmup"])
     rows = report(table, times, p["statistic"])
-    band = noise_band(times, "onnx_baseline", STATISTIC_FUNCTIONS[p["statistic"]])
+    band = noise_band(times, "onnx_baseline", STATISTICS[p["statistic"]])
     write_json(a.metrics, {"images": p["images"], "imgsz": list(shape),
                            "accuracy_imgsz": list(accuracy_shape), "threads": p["threads"],
                            "statistic": p["statistic"], "noise_band": band, "noise_passes": PASSES,

@@ -20,11 +20,11 @@ import warnings
 import numpy as np
 import torch
 
-from stages.checks import load_params, param, run_stage, training_device
-from stages.classifier_models import (accuracy, check_fits, load_activity, load_model, outputs_are_probabilities,
+from posecompress.common.checks import load_params, param, run_stage, training_device
+from posecompress.classifier.models import (accuracy, check_fits, load_activity, load_model, outputs_are_probabilities,
                                       per_class, predict, save_model, write_confusion_csv)
-from stages.classifier_pruning import accounting, finetune
-from stages.outputs import atomic_path, write_json
+from posecompress.classifier.pruning import accounting, finetune
+from posecompress.common.outputs import atomic_path, write_json
 
 
 def read_params(path, recipe: str) -> dict:

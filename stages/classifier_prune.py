@@ -13,35 +13,19 @@ before and after pruning.
 import argparse
 import copy
 
-from stages.checks import InputError, load_params, param, run_stage
-from stages.classifier_models import accuracy, check_fits, load_activity, load_model, predict, save_model
-from stages.classifier_pruning import accounting, prune_neurons, prune_unstructured
-from stages.outputs import atomic_path, write_json
-
-METHODS = ("l1_unstructured", "structured")
-
+from posecompress.common.checks import load_params, param, run_stage
+from posecompress.classifier.models import accuracy, check_fits, load_activity, load_model, predict, save_model
+from posecompress.classifier.prune_methods import PRUNE_METHODS
+from posecompress.classifier.pruning import accounting
+from posecompress.common.outputs import atomic_path, write_json
 
 def read_params(path, recipe: str) -> dict:
-    """classifier_recipes.<recipe>.prune, checked."""
+    """classifier_recipes.<recipe>.prune, checked (PRUNE_METHODS says what each method needs)."""
     name = f"classifier_recipes.{recipe}.prune"
     s = load_params(path, name)
-    p = {"method": param(s, "method", str, f"{name}.method", choices=METHODS),
+    p = {"method": param(s, "method", str, f"{name}.method", choices=tuple(PRUNE_METHODS)),
          "amount": param(s, "amount", float, f"{name}.amount", 0.0, 1.0, high_open=True)}
-    if p["method"] == "l1_unstructured":
-        p["scope"] = param(s, "scope", str, f"{name}.scope", choices=("layer", "global"))
-    return p
-
-
-def prune_model(model, p: dict) -> list:
-    """Prune in place as the params say; the structured method's (layer, width before, after)."""
-    if p["method"] == "structured":
-        changes = prune_neurons(model, p["amount"])
-        if not changes:
-            raise InputError("structured pruning: the classifier has no hidden Linear layer feeding "
-                             "another through element-wise operations only")
-        return changes
-    prune_unstructured(model, p["amount"], p["scope"])
-    return []
+    return {**p, **PRUNE_METHODS[p["method"]].params(s, name)}
 
 
 def main() -> None:
@@ -58,7 +42,7 @@ def main() -> None:
     original = load_model(a.model)
     model = copy.deepcopy(original)  # pruned in place; the original stays for the accounting
     baseline = accuracy(data["y_val"], check_fits(original, data, a.model).argmax(1))
-    changes = prune_model(model, p)
+    changes = PRUNE_METHODS[p["method"]].prune(model, p)
     pruned = accuracy(data["y_val"], predict(model, data["x_val"]).argmax(1))
     with atomic_path(a.out) as tmp:
         save_model(model, tmp)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.checks import InputError, load_params, param, run_stage
-from stages.classifier_models import (accuracy, check_fits, load_activity, per_class, save_model,
+from posecompress.common.checks import InputError, load_params, param, run_stage
+from posecompress.classifier.models import (accuracy, check_fits, load_activity, per_class, save_model,
                                       write_confusion_csv)
-from stages.outputs import atomic_path, write_json
+from posecompress.runtime.sessions import onnx_runner
+from posecompress.common.outputs import atomic_path, write_json
 
 
 def read_params(path) -> dict:
@@ -30,10 +31,7 @@ def read_params(path) -> dict:
 
 def onnx_predict(onnx_path, x: np.ndarray) -> np.ndarray:
     """ONNX Runtime's outputs for the rows of x."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    return onnx_runner(onnx_path)(x)[0]
 
 
 def parity(outputs: dict) -> dict:
@@ -56,7 +54,7 @@ def check_parity(report: dict, tolerance: float) -> None:
 
 
 def main() -> None:
-    from stages.tf_conversion import convert, tf_predict, workdir
+    from posecompress.classifier.tf_conversion import convert, tf_predict, workdir
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help=".keras file or SavedModel directory")

@@ -8,9 +8,9 @@ mAP50-95 on the val split, the parameter count and GFLOPs.
 """
 import argparse
 
-from stages.checks import load_params, param, pose_dataset_yaml, run_stage
-from stages.outputs import write_json
-from stages.yolo_models import architecture, count_params, gflops, load_pose_model, validate
+from posecompress.common.checks import load_params, param, pose_dataset_yaml, run_stage
+from posecompress.common.outputs import write_json
+from posecompress.yolo.models import architecture, count_params, gflops, load_pose_model, validate
 
 
 def read_params(path) -> dict:

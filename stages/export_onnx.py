@@ -14,12 +14,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-from stages.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
+from posecompress.common.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
                            run_stage)
-from stages.images import onnx_metadata, readable_images, spread, validator_tensor
-from stages.outputs import atomic_path, scratch_dir, write_json
-from stages.pruning import read_checkpoint
-from stages.yolo_models import load_pose_model, validate
+from posecompress.common.images import onnx_metadata, readable_images, spread, validator_tensor
+from posecompress.common.outputs import atomic_path, scratch_dir, write_json
+from posecompress.runtime.sessions import onnx_runner
+from posecompress.yolo.pruning import read_checkpoint
+from posecompress.yolo.models import check_onnx, load_pose_model, validate
 
 
 def read_params(path) -> dict:
@@ -71,17 +72,6 @@ def same_bytes_for_same_model(src, dst, date) -> None:
     onnx.save(model, str(dst))
 
 
-def check_onnx(path) -> None:
-    """onnx.checker on a model file; InputError naming the file when it fails."""
-    import onnx
-
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except Exception as e:  # checker and parser raise several kinds
-        raise InputError(f"model {path}: fails the ONNX checker ({e.__class__.__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})"[:300]) from None
-
-
 # End-to-end heads (YOLO26) output (N, max_det, 6 + keypoints) rows ordered by TopK score, and a
 # last-digit difference can swap two near-equal scores: rows are compared to their nearest match,
 # for the detections scoring at least this (below it, rows are ties of near-zero scores).
@@ -110,7 +100,6 @@ def max_abs_diff(model, onnx_path, images, imgsz) -> float:
     """Largest absolute difference between a loaded YOLO model's outputs and the ONNX file's over the
     images (output_diff). The model is set to the head the file was exported with (end-to-end or
     not, from its metadata) and fused in place, as the exporter does."""
-    import onnxruntime as ort
     import torch
 
     end2end = onnx_metadata(onnx_path).get("end2end") == "True"
@@ -118,15 +107,14 @@ def max_abs_diff(model, onnx_path, images, imgsz) -> float:
     if hasattr(net, "end2end"):
         net.end2end = end2end
     net = net.fuse()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    run = onnx_runner(onnx_path)
     worst = 0.0
     for f in images:
         x = validator_tensor(f, imgsz)
         with torch.inference_mode():
             ref = net(torch.from_numpy(x))
         ref = (ref[0] if isinstance(ref, (list, tuple)) else ref).numpy()
-        worst = max(worst, output_diff(ref, sess.run(None, {name: x})[0], end2end))
+        worst = max(worst, output_diff(ref, run(x)[0], end2end))
     return worst
 
 

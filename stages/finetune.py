@@ -6,7 +6,7 @@
 
 `recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
 and `batch` required; any other `yolo train` argument allowed, name and value checked up front
-by stages.train_args), plus one key of this stage's own, `frozen_bn` (see FROZEN_BN). The trainer
+by posecompress.yolo.train_args), plus one key of this stage's own, `frozen_bn` (see FROZEN_BN). The trainer
 trains the pruned module itself: a pruned model cannot be rebuilt from its YAML. Weights zeroed
 by unstructured pruning are re-zeroed after every optimizer step, in the model and in its EMA
 (the EMA is what gets saved), so the prune ratio after fine-tuning equals the ratio before it
@@ -18,12 +18,12 @@ import shutil
 from copy import deepcopy
 from pathlib import Path
 
-from stages.checks import (InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage,
+from posecompress.common.checks import (InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage,
                            training_device)
-from stages.outputs import atomic_path, scratch_dir, write_json
-from stages.pruning import apply_masks, read_checkpoint, save_checkpoint, sparsity
-from stages.train_args import check_train_args
-from stages.yolo_models import count_params, gflops, load_pose_model, validate
+from posecompress.common.outputs import atomic_path, scratch_dir, write_json
+from posecompress.yolo.pruning import apply_masks, read_checkpoint, save_checkpoint, sparsity
+from posecompress.yolo.train_args import check_train_args
+from posecompress.yolo.models import count_params, gflops, load_pose_model, validate
 
 RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir")
 DEFAULTS = {"workers": 2, "plots": False, "amp": False, "verbose": False}

@@ -15,73 +15,21 @@ unstructured pruning `total_params`, `pruned_params`, `prune_ratio` over the pru
 import argparse
 import resource
 
-from stages.checks import InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage
-from stages.outputs import atomic_path, write_json
-from stages.pruning import (ACTIVATIONS, CRITERIA, METHODS, SCOPES, STRUCTURED, UNSTRUCTURED, prune_channels,
-                            prune_unstructured, read_checkpoint, save_checkpoint, sparsity, use_relu)
-from stages.prunable import unfollowed_modules
-from stages.yolo_models import count_params, gflops, load_pose_model, validate
+from posecompress.common.checks import InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage
+from posecompress.common.outputs import atomic_path, write_json
+from posecompress.yolo.prune_methods import PRUNE_METHODS
+from posecompress.yolo.pruning import read_checkpoint, save_checkpoint, sparsity
+from posecompress.yolo.models import count_params, gflops, load_pose_model, validate
 
 
 def read_params(path, recipe: str) -> dict:
-    """recipes.<recipe>.prune, checked; only the keys its method uses are required."""
+    """recipes.<recipe>.prune, checked; only the keys its method uses are required (PRUNE_METHODS)."""
     n = f"recipes.{recipe}.prune"
     s = load_params(path, n)
-    p = {"method": param(s, "method", str, f"{n}.method", choices=METHODS),
+    p = {"method": param(s, "method", str, f"{n}.method", choices=tuple(PRUNE_METHODS)),
          "imgsz": param(s, "imgsz", int, f"{n}.imgsz", 32, 4096),
          "batch": param(s, "batch", int, f"{n}.batch", 1, 1024)}
-    if p["method"] == UNSTRUCTURED:
-        p.update(amount=param(s, "amount", float, f"{n}.amount", 0.0, 1.0, high_open=True),
-                 scope=param(s, "scope", str, f"{n}.scope", choices=SCOPES),
-                 include_head=param(s, "include_head", bool, f"{n}.include_head"))
-    else:
-        p.update(criterion=param(s, "criterion", str, f"{n}.criterion", choices=CRITERIA),
-                 ratio=param(s, "ratio", float, f"{n}.ratio", 0.0, 1.0, high_open=True),
-                 max_pruning_ratio=param(s, "max_pruning_ratio", float, f"{n}.max_pruning_ratio",
-                                         0.0, 1.0, high_open=True),
-                 round_to=param(s, "round_to", int, f"{n}.round_to", 1, 256),
-                 global_pruning=param(s, "global_pruning", bool, f"{n}.global_pruning"),
-                 activation=param(s, "activation", str, f"{n}.activation", choices=ACTIVATIONS),
-                 keep_whole=type_names(s, "keep_whole", f"{n}.keep_whole"))
-    return p
-
-
-def type_names(section: dict, key: str, name: str) -> list:
-    """An optional list of module type names (default: none)."""
-    value = section.get(key, [])
-    if not (isinstance(value, list) and all(isinstance(v, str) and v.isidentifier() for v in value)):
-        raise InputError(f"parameter {name}: expected a list of module type names, got {value!r}")
-    return value
-
-
-def check_prunable(model, p: dict, recipe: str) -> None:
-    """Refuse, before any work, a model with a module channel pruning cannot follow, naming it and
-    what to do (Torch-Pruning would otherwise fail deep inside, or run out of memory)."""
-    if p["method"] != STRUCTURED:
-        return
-    bad = unfollowed_modules(model.model, p["keep_whole"])
-    if bad:
-        name, kind = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise InputError(f"recipes.{recipe}.prune: channel pruning cannot follow {kind} ({name}){more}; add "
-                         f"{kind} to recipes.{recipe}.prune.keep_whole to leave it unpruned, or use "
-                         f"method: {UNSTRUCTURED}")
-
-
-def prune_model(module, p: dict) -> dict:
-    """Prune the torch module in place as the params say; returns the checkpoint's pruning record."""
-    if p["method"] == UNSTRUCTURED:
-        layers = prune_unstructured(module, p["amount"], p["scope"], p["include_head"])
-        return {"method": UNSTRUCTURED, "layers": layers}
-    try:
-        prune_channels(module, p["imgsz"], p["criterion"], p["ratio"], p["max_pruning_ratio"],
-                       p["round_to"], p["global_pruning"], p["keep_whole"])
-    except (IndexError, RuntimeError, ValueError, MemoryError) as e:  # a block check_prunable let through
-        raise InputError(f"channel pruning failed inside Torch-Pruning ({e.__class__.__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); add the block it failed on to "
-                         f"keep_whole, or use method: {UNSTRUCTURED}"[:400]) from None
-    swapped = use_relu(module) if p["activation"] == "relu" else 0
-    return {"method": STRUCTURED, "activation": p["activation"], "relu_swapped": swapped}
+    return {**p, **PRUNE_METHODS[p["method"]].params(s, n)}
 
 
 def peak_rss_mb() -> float:
@@ -93,7 +41,7 @@ def prune_and_measure(model, model_path, dataset_yaml, out, p: dict) -> dict:
     """Prune the loaded checkpoint, save it to `out` and measure the saved file as any later stage
     loads it."""
     before = {"params_before": count_params(model), "gflops_before": gflops(model, p["imgsz"])}
-    record = prune_model(model.model, p)
+    record = PRUNE_METHODS[p["method"]].prune(model.model, p)
     with atomic_path(out) as tmp:
         save_checkpoint(model.model, tmp, read_checkpoint(model_path), record)
         pruned = load_pose_model(tmp)
@@ -119,7 +67,7 @@ def main() -> None:
     if existing_file(a.model, "model").suffix != ".pt":
         raise InputError(f"model {a.model}: expected a PyTorch .pt checkpoint")
     model = load_pose_model(a.model)
-    check_prunable(model, p, a.recipe)
+    PRUNE_METHODS[p["method"]].check(model.model, p, a.recipe)  # before any work
     m = prune_and_measure(model, a.model, dataset, a.out, p)
     write_json(a.metrics, m)
     ratio = f", prune_ratio {m['prune_ratio']:.4f}" if "prune_ratio" in m else ""

@@ -14,69 +14,38 @@ pose mAP of the INT8 file from Ultralytics' validator at the ONNX's own input sh
 import argparse
 from pathlib import Path
 
-from stages.calibration import ImageCalibrationReader
-from stages.checks import dataset_images, load_params, param, pose_dataset_yaml, run_stage
-from stages.export_onnx import check_onnx
-from stages.images import onnx_input_shape, readable_images, spread
-from stages.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes
-from stages.outputs import atomic_path, write_json
-from stages.yolo_models import check_pose_onnx, load_pose_model, validate
-
-
-METHODS = ("MinMax", "Entropy", "Percentile", "Distribution")
+from posecompress.common.checks import dataset_images, load_params, param, pose_dataset_yaml, run_stage
+from posecompress.common.images import onnx_input_shape, readable_images, spread
+from posecompress.common.outputs import atomic_path, write_json
+from posecompress.yolo.models import check_onnx, check_pose_onnx, load_pose_model, validate
+from posecompress.yolo.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes
+from posecompress.yolo.quantize_modes import QUANTIZE_MODES, TYPES
 
 
 def read_params(path, recipe=None) -> dict:
-    """The recipe's quantize sub-section (or the `quantize_baseline` section), checked."""
+    """The recipe's quantize sub-section (or the `quantize_baseline` section), checked
+    (QUANTIZE_MODES says what each mode needs)."""
     name = "quantize_baseline" if recipe is None else f"recipes.{recipe}.quantize"
     s = load_params(path, name)
-    p = {"mode": param(s, "mode", str, f"{name}.mode", choices=("static", "dynamic")),
-         "weight_type": param(s, "weight_type", str, f"{name}.weight_type", choices=("QInt8", "QUInt8")),
+    p = {"mode": param(s, "mode", str, f"{name}.mode", choices=tuple(QUANTIZE_MODES)),
+         "weight_type": param(s, "weight_type", str, f"{name}.weight_type", choices=TYPES),
          "per_channel": param(s, "per_channel", bool, f"{name}.per_channel"),
          "keep_float": param(s, "keep_float", str, f"{name}.keep_float", choices=KEEP_FLOAT),
          "float_stem": param(s, "float_stem", bool, f"{name}.float_stem")}
-    if p["mode"] == "static":
-        p.update(activation_type=param(s, "activation_type", str, f"{name}.activation_type",
-                                       choices=("QInt8", "QUInt8")),
-                 calibrate_method=param(s, "calibrate_method", str, f"{name}.calibrate_method", choices=METHODS),
-                 calibration_images=param(s, "calibration_images", int, f"{name}.calibration_images", 1, 100000))
-    return p
+    return {**p, **QUANTIZE_MODES[p["mode"]].params(s, name)}
 
 
 def quantize(src, dst, p: dict, calibration_files=()) -> list:
     """Write the INT8 model of `src` to `dst`; return the names of the nodes kept in float."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     model = onnx.load(str(src))
     keep = float_nodes(model.graph, p["keep_float"], p["float_stem"])
     with atomic_path(dst) as tmp:
-        if p["mode"] == "dynamic":
-            quantize_dynamic(model, tmp, weight_type=QuantType[p["weight_type"]], per_channel=p["per_channel"],
-                             nodes_to_exclude=keep)
-        else:
-            name, shape = onnx_input_shape(src)
-            quantize_static(model, tmp, ImageCalibrationReader(calibration_files, name, shape),
-                            quant_format=QuantFormat.QDQ, per_channel=p["per_channel"],
-                            activation_type=QuantType[p["activation_type"]],
-                            weight_type=QuantType[p["weight_type"]], nodes_to_exclude=keep,
-                            calibrate_method=CalibrationMethod[p["calibrate_method"]],
-                            extra_options=calibration_chunks(p["calibrate_method"], len(calibration_files)))
+        QUANTIZE_MODES[p["mode"]].write(model, src, tmp, p, calibration_files, keep)
         restore_metadata(tmp, model)
         check_onnx(tmp)
     return keep
-
-
-def calibration_chunks(method: str, n: int) -> dict:
-    """onnxruntime's option to calibrate MinMax in chunks of at most 16 images.
-
-    Its calibrator otherwise holds every intermediate tensor of every image at once (about
-    55 MB per image for yolov8n-pose at 480x640); chunk ranges are merged, so the result is the
-    same. The chunk size must divide n.
-    """
-    if method != "MinMax":
-        return {}
-    return {"CalibStridedMinMax": max(d for d in range(1, 17) if n % d == 0)}
 
 
 def restore_metadata(path, source) -> None:
@@ -107,7 +76,7 @@ def main() -> None:
     check_pose_onnx(a.model)
     _, shape = onnx_input_shape(a.model)
     calib = []
-    if p["mode"] == "static":
+    if QUANTIZE_MODES[p["mode"]].calibrates:
         calib = readable_images(spread(dataset_images(dataset, "train"), p["calibration_images"]),
                                 f"calibration set ({dataset} train)")
 

@@ -12,11 +12,11 @@ import argparse
 import shutil
 from pathlib import Path
 
-from stages import report_sections as sections
-from stages.checks import InputError, run_stage
-from stages.figures import LATENCY_COLUMNS, compare_bars, read_points, scatter
-from stages.markdown import load_metrics
-from stages.outputs import atomic_path
+from posecompress.report import sections
+from posecompress.common.checks import InputError, run_stage
+from posecompress.report.figures import LATENCY_COLUMNS, compare_bars, read_points, scatter
+from posecompress.report.markdown import load_metrics
+from posecompress.common.outputs import atomic_path
 
 HEADER = ("# Compression report\n\n"
           "Written by the `report` stage from `metrics/` and `plots/` of this run "

@@ -2,8 +2,8 @@
 
     python -m stages.system_eval --data data/pose/pose.yaml --classes data/activity/classes.txt \
         --baseline outputs/yolo/onnx/baseline.onnx outputs/classifier/convert_tf/classifier.onnx \
-        --detector 'outputs/yolo/quantize/{recipe}.onnx' \
-        --classifier 'outputs/classifier/finetune/{recipe}/model.onnx' \
+        --detector 'outputs/yolo/quantize/{name}.onnx' \
+        --classifier 'outputs/classifier/finetune/{name}/model.onnx' \
         --metrics metrics/system_eval.json --sheet plots/system_eval/samples.png \
         --pairs-out outputs/system_eval/pairs.json
 
@@ -18,27 +18,24 @@ reference for speed-ups. Pairs are timed round-robin image by image, so interfer
 other work on the machine falls on all alike.
 """
 import argparse
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from stages.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
+from posecompress.common.checks import (InputError, dataset_images, load_params, named_path, param, pose_dataset_yaml,
                            run_stage)
-from stages.outputs import atomic_path, write_json
-from stages.timing import speedup_spread
-from stages.system import PosePipeline, class_names, draw_people, read_image
+from posecompress.common.outputs import atomic_path, write_json
+from posecompress.runtime.timing import latency, round_robin, speedup_spread
+from posecompress.runtime.pipeline import PosePipeline, class_names, draw_people, read_image
 
 
 def read_params(path) -> dict:
-    """system_eval's section, the export size (the ONNX detectors' input) and the recipes."""
+    """system_eval's section and the recipes, checked (the detectors' input size is their files')."""
     s = load_params(path, "system_eval")
     n = "system_eval."
-    imgsz = image_shape(load_params(path, "export_onnx"), "imgsz", "export_onnx.imgsz")
     recipes, classifier_recipes = list(load_params(path, "recipes")), list(load_params(path, "classifier_recipes"))
-    return {"imgsz": imgsz, "recipes": recipes, "classifier_recipes": classifier_recipes,
+    p = {"recipes": recipes, "classifier_recipes": classifier_recipes,
             "conf": param(s, "conf", float, n + "conf", 0.0, 1.0),
             "iou_match": param(s, "iou_match", float, n + "iou_match", 0.0, 1.0),
             "kpt_seen": param(s, "kpt_seen", float, n + "kpt_seen", 0.0, 1.0),
@@ -47,6 +44,9 @@ def read_params(path) -> dict:
             "max_images": param(s, "max_images", int, n + "max_images", 1),
             "sheet_images": param(s, "sheet_images", int, n + "sheet_images", 1, 64),
             "classifier_of": classifier_pairing(s, recipes, classifier_recipes)}
+    if p["kpt_occluded"] > p["kpt_seen"]:
+        raise InputError("parameter system_eval.kpt_occluded: must not exceed system_eval.kpt_seen")
+    return p
 
 
 def classifier_pairing(section: dict, recipes: list, classifier_recipes: list) -> dict:
@@ -103,32 +103,20 @@ def match(people: list, gt_boxes: np.ndarray, threshold: float) -> dict:
 
 def evaluate(pairs: dict, images: list, iou_match: float):
     """Per pair: recall, activity accuracy (matched / all people), latency; and the detections."""
-    tally = {name: {"gt": 0, "matched": 0, "correct": 0, "ms": []} for name in pairs}
-    detections = {name: [] for name in pairs}
-    for path in tqdm(images, desc="system_eval", unit="img"):
-        img = read_image(path)
-        gt_boxes, gt_acts = ground_truth(path, img.shape[1], img.shape[0])
-        for name, pipeline in pairs.items():
-            t0 = time.perf_counter()
-            people = pipeline(img)
-            tally[name]["ms"].append((time.perf_counter() - t0) * 1000)
-            found = match(people, gt_boxes, iou_match)
-            t = tally[name]
-            t["gt"] += len(gt_boxes)
-            t["matched"] += len(found)
-            t["correct"] += sum(int(p.activity == gt_acts[g]) for g, p in found.items())
-            detections[name].append(people)
-    baseline_ms = tally[next(iter(pairs))]["ms"]
-    reference = np.mean(baseline_ms)
+    frames = [read_image(p) for p in images]
+    truth = [ground_truth(p, img.shape[1], img.shape[0]) for p, img in zip(images, frames)]  # checked first
+    times, detections = round_robin(pairs, frames, keep=True, desc="system_eval")
+    reference = np.mean(times[next(iter(pairs))])
     metrics = {}
-    for name, t in tally.items():
-        ms = np.array(t["ms"])
-        metrics[name] = {"people": t["gt"], "recall": t["matched"] / max(t["gt"], 1),
-                         "activity_acc_matched": t["correct"] / max(t["matched"], 1),
-                         "activity_acc_all": t["correct"] / max(t["gt"], 1),
-                         "latency_ms_mean": float(ms.mean()), "latency_ms_p50": float(np.median(ms)),
-                         "latency_ms_min": float(ms.min()), "speedup": float(reference / ms.mean()),
-                         "noise_band": speedup_spread(baseline_ms, ms, np.mean)}
+    for name in pairs:
+        found = [match(people, boxes, iou_match) for people, (boxes, _) in zip(detections[name], truth)]
+        gt = sum(len(boxes) for boxes, _ in truth)
+        matched = sum(len(f) for f in found)
+        correct = sum(int(p.activity == acts[g]) for f, (_, acts) in zip(found, truth) for g, p in f.items())
+        metrics[name] = {"people": gt, "recall": matched / max(gt, 1),
+                         "activity_acc_matched": correct / max(matched, 1), "activity_acc_all": correct / max(gt, 1),
+                         **latency(times[name]), "speedup": float(reference / np.mean(times[name])),
+                         "noise_band": speedup_spread(times[next(iter(pairs))], times[name], np.mean)}
     return metrics, detections
 
 
@@ -151,24 +139,23 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="pose dataset YAML with activities/ beside labels/")
     ap.add_argument("--classes", required=True)
     ap.add_argument("--baseline", nargs=2, required=True, metavar=("DETECTOR", "CLASSIFIER"))
-    ap.add_argument("--detector", required=True, help="a recipe's detector; {recipe} stands for its name")
+    ap.add_argument("--detector", required=True, help="a recipe's detector; {name} stands for its name")
     ap.add_argument("--classifier", required=True,
-                    help="a classifier recipe's classifier; {recipe} stands for its name (system_eval.classifier_of)")
+                    help="a classifier recipe's classifier; {name} stands for its name (system_eval.classifier_of)")
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--sheet", required=True, help="sample sheet PNG")
-    ap.add_argument("--pairs-out", required=True, help="pairs file for `python -m stages.predict`")
+    ap.add_argument("--pairs-out", required=True, help="pairs file for `python -m tools.predict`")
     ap.add_argument("--params", default="params.yaml")
     a = ap.parse_args()
     p = read_params(a.params)
-    if p["kpt_occluded"] > p["kpt_seen"]:
-        raise InputError("parameter system_eval.kpt_occluded: must not exceed system_eval.kpt_seen")
     pair_paths = [("baseline", *a.baseline)] + [
-        (r, a.detector.format(recipe=r),
-         a.classifier.format(recipe=p["classifier_of"][r]) if r in p["classifier_of"] else a.baseline[1])
+        (r, str(named_path(a.detector, r, "--detector")),
+         str(named_path(a.classifier, p["classifier_of"][r], "--classifier")) if r in p["classifier_of"]
+         else a.baseline[1])
         for r in p["recipes"]]
     names = class_names(a.classes)
     images = dataset_images(pose_dataset_yaml(a.data), "val")[:p["max_images"]]
-    pairs = {name: PosePipeline(det, cls, p["imgsz"], p["conf"], p["kpt_seen"], p["kpt_occluded"], p["threads"])
+    pairs = {name: PosePipeline(det, cls, p["conf"], p["kpt_seen"], p["kpt_occluded"], p["threads"])
              for name, det, cls in pair_paths}
     metrics, detections = evaluate(pairs, images, p["iou_match"])
     sheet = sample_sheet(images, detections, names, p["sheet_images"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import stages  # noqa: F401  (Ultralytics offline before it is imported)
+import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PARAMS = ROOT / "tests" / "tiny_params.yaml"
@@ -58,7 +58,7 @@ def tiny_classifier(tiny_data) -> Path:
 @pytest.fixture(scope="session")
 def activity(tiny_data):
     """The tiny activity dataset as the classifier stages load it."""
-    from stages.classifier_models import load_activity
+    from posecompress.classifier.models import load_activity
 
     return load_activity(tiny_data / "activity")
 
@@ -127,5 +127,5 @@ def finished_project(tmp_path_factory, tiny_inputs):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "finished run"], repo)
     # `dvc push --run-cache`, plus the objects of the run-cache's cache: false outputs
-    run([sys.executable, "-m", "stages.push_run_cache"], repo)
+    run([sys.executable, "-m", "tools.push_run_cache"], repo)
     return repo, remote, first.stdout

@@ -12,10 +12,10 @@ import torch
 import yaml
 from torch import nn
 
-from stages.onnx_graph import float_nodes
-from stages.prunable import unfollowed_modules
-from stages.pruning import C2fTwoConv, prune_channels
-from stages.yolo_models import count_params, load_pose_model
+from posecompress.yolo.onnx_graph import float_nodes
+from posecompress.yolo.prunable import unfollowed_modules
+from posecompress.yolo.pruning import C2fTwoConv, prune_channels
+from posecompress.yolo.models import count_params, load_pose_model
 from tests.conftest import ROOT, run
 
 ARCHS = ("yolo11n-pose", "yolo26n-pose")
@@ -112,11 +112,11 @@ def test_prune_finetune_export_quantize_time_predict(arch_model, recipe, tiny_da
         assert {"TopK", "GatherElements"} <= kept, kept
     assert 0 <= q["pose_map50_95"] <= q["pose_map50"] <= 1
 
-    from stages.benchmark import runner, time_round_robin
-    from stages.checks import dataset_images
+    from posecompress.common.checks import dataset_images
+    from stages.benchmark import runner, timed_images
     files = dataset_images(data, "val")
-    times = time_round_robin({"fp32": runner("onnx_fp32", onnx_out, 1), "int8": runner("onnx_int8", int8, 1)},
-                             files, (96, 128), 2, 1)
+    times = timed_images({"fp32": runner("onnx_fp32", onnx_out, 1), "int8": runner("onnx_int8", int8, 1)},
+                         files, (96, 128), 2, 1)
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
 
     # prediction reads the file's own output layout: YOLO26's end-to-end (N, max_det, 57) rows of box,
@@ -150,6 +150,6 @@ def test_whole_pipeline_on_yolo26_by_one_parameter(tmp_path, tiny_inputs):
     assert {"baseline", "reference", "fast"} <= set(metrics("system_eval"))
     assert "yolo26n-pose" in (repo / "report" / "report.md").read_text()
     image = next((repo / "data" / "pose" / "images" / "val").iterdir())
-    res = run([sys.executable, "-m", "stages.predict", str(image), "--recipe", "fast", "--out", str(tmp_path / "p")],
+    res = run([sys.executable, "-m", "tools.predict", str(image), "--recipe", "fast", "--out", str(tmp_path / "p")],
               repo)
     assert str(image) in res.stdout and (tmp_path / "p" / f"{image.stem}.jpg").exists()

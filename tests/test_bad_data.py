@@ -9,7 +9,7 @@ import onnx
 import pytest
 import yaml
 
-from stages.checks import InputError, pose_dataset_yaml
+from posecompress.common.checks import InputError, pose_dataset_yaml
 from tests.conftest import ROOT, run
 
 STATIC = {"mode": "static", "calibrate_method": "MinMax", "calibration_images": 4, "per_channel": True,
@@ -138,7 +138,7 @@ def test_prune_refuses_an_empty_val_folder_and_leaves_no_folder(tmp_path, tiny_d
 
 
 def test_atomic_path_removes_the_folders_it_made_when_writing_fails(tmp_path):
-    from stages.outputs import atomic_path
+    from posecompress.common.outputs import atomic_path
 
     (tmp_path / "kept").mkdir()
     with pytest.raises(RuntimeError):
@@ -175,7 +175,7 @@ def with_metadata(src, dst, **changes):
 
 
 def test_check_pose_onnx_takes_pose_heads_and_nothing_else(tmp_path, detect_onnx):
-    from stages.yolo_models import check_pose_onnx
+    from posecompress.yolo.models import check_pose_onnx
 
     pose = export(tmp_path, "yolov8n-pose.yaml", dynamic=True)  # [batch, 56, anchors]
     end2end = export(tmp_path, "yolo26n-pose.yaml", nms=False)  # YOLO26's NMS-free head: [1, max_det, 57]
@@ -217,11 +217,12 @@ def test_benchmark_refuses_a_detection_onnx(tmp_path, tiny_data, tiny_yolo, dete
         (dirs[d] / "baseline.json").write_text(json.dumps({"pose_map50": 0.5, "pose_map50_95": 0.3}))
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"benchmark": {"imgsz": [64, 64], "images": 2, "warmup": 0, "threads": 1,
-                                                    "statistic": "min"}}))
+                                                    "statistic": "min"}, "recipes": {}}))
     out = tmp_path / "out"
-    res = run([sys.executable, "-m", "stages.benchmark", "--baseline", str(tiny_yolo), "--finetune-dir",
-               str(tmp_path / "finetune"), "--onnx-dir", str(dirs["onnx"]), "--int8-dir", str(dirs["int8"]),
-               "--export-metrics", str(dirs["export_metrics"]), "--quantize-metrics", str(dirs["quantize_metrics"]),
+    res = run([sys.executable, "-m", "stages.benchmark", "--baseline", str(tiny_yolo), "--finetuned",
+               str(tmp_path / "finetune" / "{name}" / "model.pt"), "--onnx", str(dirs["onnx"] / "{name}.onnx"),
+               "--int8", str(dirs["int8"] / "{name}.onnx"), "--export-metrics", str(dirs["export_metrics"] / "{name}.json"),
+               "--quantize-metrics", str(dirs["quantize_metrics"] / "{name}.json"),
                "--data", str(tiny_data / "pose" / "pose.yaml"), "--metrics", str(out / "benchmark.json"),
                "--plot", str(out / "variants.csv"), "--params", str(params)], ROOT, check=False)
     refused(res, f"model {dirs['onnx'] / 'baseline.onnx'}: a YOLO 'detect' model, not a pose model", out)
@@ -279,8 +280,8 @@ def test_optimizer_names_are_ultralytics_own(tmp_path, tiny_data, tiny_yolo):
     """Ultralytics' trainer builds every optimizer the check lets through, and fails late on others."""
     from ultralytics.models.yolo.pose import PoseTrainer
 
-    from stages.train_args import OPTIMIZERS
-    from stages.yolo_models import load_pose_model
+    from posecompress.yolo.train_args import OPTIMIZERS
+    from posecompress.yolo.models import load_pose_model
 
     trainer = PoseTrainer(overrides={"model": str(tiny_yolo), "data": str(tiny_data / "pose" / "pose.yaml"),
                                      "device": "cpu", "project": str(tmp_path), "name": "t", "workers": 0})

@@ -39,12 +39,12 @@ def layout(tmp_path_factory, tiny_data, tiny_yolo):
 
 
 def bench(root, out, data, tiny_yolo, params, check=True):
-    (out / "params.yaml").write_text(yaml.safe_dump(params))
+    (out / "params.yaml").write_text(yaml.safe_dump({"recipes": {}, **params}))  # recipes: {} is the baseline only
     metrics, plot = out / "metrics" / "benchmark.json", out / "plots" / "variants.csv"
     res = run([sys.executable, "-m", "stages.benchmark", "--baseline", str(tiny_yolo),
-               "--finetune-dir", str(root / "finetune"), "--onnx-dir", str(root / "onnx"),
-               "--int8-dir", str(root / "int8"), "--export-metrics", str(root / "export_metrics"),
-               "--quantize-metrics", str(root / "quantize_metrics"), "--data", str(data),
+               "--finetuned", str(root / "finetune" / "{name}" / "model.pt"), "--onnx", str(root / "onnx" / "{name}.onnx"),
+               "--int8", str(root / "int8" / "{name}.onnx"), "--export-metrics", str(root / "export_metrics" / "{name}.json"),
+               "--quantize-metrics", str(root / "quantize_metrics" / "{name}.json"), "--data", str(data),
                "--metrics", str(metrics), "--plot", str(plot), "--params", str(out / "params.yaml")],
               ROOT, check=check)
     return res, metrics, plot

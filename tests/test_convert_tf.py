@@ -12,12 +12,12 @@ import torch
 import yaml
 from torch.nn.utils import prune
 
-from stages.checks import InputError
-from stages.classifier_models import outputs_are_probabilities, predict
-from stages.classifier_pruning import prune_neurons
+from posecompress.common.checks import InputError
+from posecompress.classifier.models import outputs_are_probabilities, predict
+from posecompress.classifier.pruning import prune_neurons
 from stages.convert_tf import onnx_predict
-# stages.tf_conversion imports onnx2torch before TensorFlow (see there)
-from stages.tf_conversion import convert, saved_model, serving_function, tf_predict, to_torch
+# posecompress.classifier.tf_conversion imports onnx2torch before TensorFlow (see there)
+from posecompress.classifier.tf_conversion import convert, saved_model, serving_function, tf_predict, to_torch
 from tests.conftest import ROOT, run
 
 

@@ -78,7 +78,7 @@ def test_tensors_are_the_validators(tiny_data, shape):
     from ultralytics.data import build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
-    from stages.images import validator_tensor
+    from posecompress.common.images import validator_tensor
 
     data = check_det_dataset(str(tiny_data / "pose" / "pose.yaml"))
     ds = build_yolo_dataset(get_cfg(overrides={"imgsz": list(shape), "task": "pose"}), data["val"], 1, data,
@@ -91,7 +91,7 @@ def test_tensors_are_the_validators(tiny_data, shape):
 
 
 def test_head_nodes_found_from_graph(exported):
-    from stages.onnx_graph import float_nodes, last_module
+    from posecompress.yolo.onnx_graph import float_nodes, last_module
 
     graph = onnx.load(str(exported[0])).graph
     prefix = last_module(graph)
@@ -125,7 +125,7 @@ def qdq_readers(graph, tensor):
 
 
 def test_static_quantization_counts_and_validates(tmp_path, tiny_data, exported):
-    from stages.onnx_graph import float_nodes
+    from posecompress.yolo.onnx_graph import float_nodes
 
     src, _ = exported
     _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", STATIC)
@@ -152,8 +152,8 @@ def test_static_quantization_counts_and_validates(tmp_path, tiny_data, exported)
 def test_float_stem_keeps_the_image_conv_and_its_activation_in_float(tmp_path, tiny_data, exported):
     import onnxruntime as ort
 
-    from stages.images import validator_tensor
-    from stages.onnx_graph import activation_nodes, float_nodes, stem_nodes
+    from posecompress.common.images import validator_tensor
+    from posecompress.yolo.onnx_graph import activation_nodes, float_nodes, stem_nodes
 
     src, _ = exported
     fp32 = onnx.load(str(src)).graph
@@ -193,7 +193,7 @@ def test_dynamic_export_runs_at_other_sizes_and_quantizes(tmp_path, tiny_data, t
     benchmark's size), also after static INT8 quantization calibrated at imgsz."""
     import onnxruntime as ort
 
-    from stages.images import onnx_image_input, validator_tensor
+    from posecompress.common.images import onnx_image_input, validator_tensor
 
     data = tiny_data / "pose" / "pose.yaml"
     _, src, export_metrics = export_stage(tmp_path / "export", tiny_yolo, data, {**EXPORT, "dynamic": True})
@@ -290,8 +290,8 @@ def test_int8_outputs_stay_close_to_fp32_on_val_images(tmp_path, tiny_data, expo
     visibilities fail this)."""
     import onnxruntime as ort
 
-    from stages.checks import dataset_images
-    from stages.images import validator_tensor
+    from posecompress.common.checks import dataset_images
+    from posecompress.common.images import validator_tensor
 
     src, _ = exported
     _, int8, _ = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml",

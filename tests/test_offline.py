@@ -3,7 +3,7 @@ import os
 
 
 def test_ultralytics_settings_are_offline():
-    import stages
+    import posecompress
     from ultralytics.utils import ONLINE, SETTINGS, USER_CONFIG_DIR
     from ultralytics.utils.checks import check_font
 
@@ -11,7 +11,7 @@ def test_ultralytics_settings_are_offline():
     assert not ONLINE
     assert SETTINGS["sync"] is False
     assert not any(SETTINGS[k] for k in ("clearml", "comet", "dvc", "mlflow", "wandb"))
-    assert SETTINGS["datasets_dir"] == str(stages.PROJECT_ROOT)
+    assert SETTINGS["datasets_dir"] == str(posecompress.PROJECT_ROOT)
     assert check_font("Arial.ttf") == USER_CONFIG_DIR / "Arial.ttf"  # a local file, no download
 
 

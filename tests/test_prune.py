@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from stages.onnx_graph import activation_nodes, float_nodes
-from stages.pruning import C2fTwoConv, read_checkpoint, rewrite_c2f, save_checkpoint, sparsity
-from stages.yolo_models import count_params, gflops, load_pose_model
+from posecompress.yolo.onnx_graph import activation_nodes, float_nodes
+from posecompress.yolo.pruning import C2fTwoConv, read_checkpoint, rewrite_c2f, save_checkpoint, sparsity
+from posecompress.yolo.models import count_params, gflops, load_pose_model
 from tests.conftest import ROOT, run
 
 
@@ -194,7 +194,7 @@ def test_stages_reject_a_model_that_is_not_pose(params_file, tmp_path, tiny_data
 
 
 def test_finetune_rejects_unknown_train_argument(params_file, tmp_path):
-    from stages.checks import InputError
+    from posecompress.common.checks import InputError
     from stages.finetune import read_params
 
     with pytest.raises(InputError, match="recipes.fast.finetune"):

@@ -205,7 +205,7 @@ def test_experiment_with_a_set_parameter_and_the_plot_across_experiments(finishe
     exps = [r for c in shown for e in (c.get("experiments") or []) for r in e["revs"]]
     assert [e["name"] for e in exps] == ["bigger"]
     out = tmp_path / "plot" / "exp.png"
-    run([sys.executable, "-m", "stages.exp_plot", "--x", "metrics/eval_baseline.json:gflops",
+    run([sys.executable, "-m", "tools.exp_plot", "--x", "metrics/eval_baseline.json:gflops",
          "--y", "metrics/eval_baseline.json:pose_map50_95", "--out", str(out)], clone)
     rows = (out.with_suffix(".csv")).read_text().splitlines()
     assert rows[0].split(",")[:4] == ["experiment", "rev", "x", "y"] and "eval_baseline.imgsz" in rows[0]

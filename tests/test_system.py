@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.system import Person
+from posecompress.runtime.pipeline import Person
 from stages.system_eval import box_iou, match
 from tests.conftest import ROOT, run
 
@@ -41,14 +41,19 @@ def tiny_onnx_classifier(tmp_path_factory):
 
 
 def system_eval(out, tiny_inputs, classifier, converted, system_params, recipes, classifier_recipes, check=True):
-    """system_eval on the tiny model with these params; `classifier` is the {recipe} template."""
+    """system_eval on the tiny model with these params; `classifier` is the {name} template. Each
+    YOLO recipe's detector is a copy of the tiny model named after the recipe."""
+    import shutil
+
     (out / "params.yaml").write_text(yaml.safe_dump({
-        "system_eval": system_params, "export_onnx": {"imgsz": [64, 64]},
-        "recipes": recipes, "classifier_recipes": classifier_recipes}))
+        "system_eval": system_params, "recipes": recipes, "classifier_recipes": classifier_recipes}))
     det = str(tiny_inputs / "models" / "yolo_pose.pt")
+    (out / "det").mkdir(exist_ok=True)
+    for r in recipes:
+        shutil.copy(det, out / "det" / f"{r}.pt")
     cmd = [sys.executable, "-m", "stages.system_eval", "--data", str(tiny_inputs / "pose" / "pose.yaml"),
            "--classes", str(tiny_inputs / "activity" / "classes.txt"), "--baseline", det, str(converted),
-           "--detector", det, "--classifier", str(classifier),
+           "--detector", str(out / "det" / "{name}.pt"), "--classifier", str(classifier),
            "--metrics", str(out / "m.json"), "--sheet", str(out / "sheet.png"),
            "--pairs-out", str(out / "pairs.json"), "--params", str(out / "params.yaml")]
     return run(cmd, ROOT, check=check)
@@ -69,7 +74,7 @@ def test_a_yolo_recipe_needs_no_classifier_twin(tmp_path, tiny_inputs, tiny_onnx
     twin = tmp_path / "cls" / "other" / "model.onnx"
     twin.parent.mkdir(parents=True)
     shutil.copy(tiny_onnx_classifier, twin)
-    template = tmp_path / "cls" / "{recipe}" / "model.onnx"
+    template = tmp_path / "cls" / "{name}" / "model.onnx"
     recipes, classifier_recipes = {"other": {}, "light": {}}, {"other": {}}
     system_eval(tmp_path, tiny_inputs, template, tiny_onnx_classifier, {**PARAMS, "classifier_of": {"other": "other"}},
                 recipes, classifier_recipes)
@@ -99,11 +104,11 @@ def test_system_eval_writes_metrics_sheet_and_pairs(system_run, tiny_inputs):
     assert m["baseline"]["speedup"] == 1.0
     sheet = cv2.imread(str(out / "sheet.png"))
     assert sheet.shape == (2 * 240, 2 * 320, 3)  # 2 images x 2 pairs of 320x240 tiles
-    assert json.loads((out / "pairs.json").read_text())["pairs"]["other"]["detector"].endswith("yolo_pose.pt")
+    assert json.loads((out / "pairs.json").read_text())["pairs"]["other"]["detector"].endswith("det/other.pt")
 
 
 def predict(args, check=True):
-    return run([sys.executable, "-m", "stages.predict", *map(str, args)], ROOT, check=check)
+    return run([sys.executable, "-m", "tools.predict", *map(str, args)], ROOT, check=check)
 
 
 def test_predict_prints_one_line_per_person_and_annotates(system_run, tiny_inputs, tmp_path):

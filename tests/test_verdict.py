@@ -1,10 +1,10 @@
-"""The pull request's verdict (stages/verdict.py, `make report BASE=<rev>`): nothing beyond noise
+"""The pull request's verdict (tools/verdict.py, `make report BASE=<rev>`): nothing beyond noise
 for a commit that changes nothing; a recipe change flagged, named and gated."""
 import numpy as np
 import yaml
 
-from stages.timing import noise_band, speedup_spread
-from stages.verdict import judge
+from posecompress.runtime.timing import noise_band, speedup_spread
+from posecompress.review.verdict import judge
 from tests.conftest import run
 from tests.test_review_share import git_clone
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from stages.classifier_models import graph_constant, prunable
+from posecompress.classifier.models import graph_constant, prunable
 
 # onnx2torch / torch modules that act on each element alone (OnnxFunction wraps Tanh, Exp, ...).
 ELEMENTWISE = {"ReLU", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "SELU", "CELU", "Softplus", "SiLU",

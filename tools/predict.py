@@ -1,6 +1,6 @@
 """Run a detector + classifier pair on your own images, offline.
 
-    python -m stages.predict IMAGE_OR_FOLDER [--recipe NAME] [--out runs/predict]
+    python -m tools.predict IMAGE_OR_FOLDER [--recipe NAME] [--out runs/predict]
 
 Prints one line per person (box, confidence, activity and its probability) and writes the
 images annotated with boxes, skeletons and activities. `--recipe` picks a pair that the
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import cv2
 
-from stages import PROJECT_ROOT
-from stages.checks import InputError, existing_file, run_stage
-from stages.system import PosePipeline, class_names, draw_people, image_files, read_image
+from posecompress import PROJECT_ROOT
+from posecompress.common.checks import InputError, existing_file, run_stage
+from posecompress.runtime.pipeline import PosePipeline, class_names, draw_people, image_files, read_image
 
 
 def load_pair(pairs_file, recipe: str) -> dict:
@@ -53,8 +53,8 @@ def main() -> None:
     pair = load_pair(a.pairs, a.recipe)
     s = pair["settings"]
     names = class_names(pair["classes"])
-    pipeline = PosePipeline(pair["detector"], pair["classifier"], s["imgsz"], s["conf"],
-                            s["kpt_seen"], s["kpt_occluded"], s["threads"])
+    pipeline = PosePipeline(pair["detector"], pair["classifier"], s["conf"], s["kpt_seen"], s["kpt_occluded"],
+                            s["threads"])
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for path, img in images:

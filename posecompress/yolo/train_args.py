@@ -7,7 +7,7 @@ BaseTrainer.build_optimizer), or never: an unknown `cache` caches nothing, any `
 but flip means mixup, a `freeze` of another type freezes nothing. All of it is checked here, and
 the first bad argument is named.
 """
-from stages.checks import InputError
+from posecompress.common.checks import InputError
 
 # The names BaseTrainer.build_optimizer accepts in Ultralytics 8.4 (matched case-insensitively).
 # They are a local of that method, so nothing to import; tests/test_bad_data.py builds each one

@@ -1,8 +1,8 @@
 """Loading, sizing and validating Ultralytics YOLO pose models (PyTorch or ONNX files)."""
 
-import stages  # noqa: F401  (Ultralytics offline before it is imported)
-from stages.checks import InputError, existing_file
-from stages.outputs import scratch_dir
+import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
+from posecompress.common.checks import InputError, existing_file
+from posecompress.common.outputs import scratch_dir
 
 
 def first_sentence(e: Exception) -> str:
@@ -98,3 +98,14 @@ def validate(model, dataset_yaml, imgsz: int, batch: int, workers: int = 0, **ov
                       verbose=False, **overrides)
     return {"pose_map50": float(m.pose.map50), "pose_map50_95": float(m.pose.map),
             "box_map50": float(m.box.map50), "box_map50_95": float(m.box.map)}
+
+
+def check_onnx(path) -> None:
+    """onnx.checker on a model file; InputError naming the file when it fails."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:  # checker and parser raise several kinds
+        raise InputError(f"model {path}: fails the ONNX checker ({e.__class__.__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})"[:300]) from None

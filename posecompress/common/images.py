@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import stages  # noqa: F401  (Ultralytics offline before it is imported)
-from stages.checks import InputError
+import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
+from posecompress.common.checks import InputError
 
 
 def onnx_metadata(onnx_path) -> dict:

@@ -2,7 +2,7 @@
 import csv
 from pathlib import Path
 
-from stages.outputs import atomic_path
+from posecompress.common.outputs import atomic_path
 
 LATENCY_COLUMNS = ("latency_ms_p50", "latency_ms", "latency_ms_mean", "latency")
 ACCURACY_COLUMNS = ("pose_map50_95", "map50_95", "accuracy", "pose_map50", "acc")

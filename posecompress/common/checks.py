@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import yaml
 
-from stages.pose_data import label_file, split_images, split_problems
+from posecompress.common.pose_data import label_file, split_images, split_problems
 
 
 class InputError(Exception):
@@ -154,7 +154,7 @@ def pose_dataset_yaml(path, kpt_shape=(17, 3)) -> Path:
 
 def _check_split(dataset_yaml: Path, split: str, entry: Path, classes: int, kpt_shape) -> None:
     """InputError unless a split has images, a label file for at least one, and no image or label
-    file that Ultralytics would drop or rewrite (stages.pose_data)."""
+    file that Ultralytics would drop or rewrite (posecompress.common.pose_data)."""
     images = split_images(entry)
     if not images:
         raise InputError(f"dataset {dataset_yaml}: no {split} images in {entry}")
@@ -181,3 +181,11 @@ def dataset_images(dataset_yaml: Path, split: str) -> list:
     if not files:
         raise InputError(f"dataset {dataset_yaml}: no {split} images in {folder}")
     return files
+
+
+def named_path(template: str, name: str, flag: str) -> Path:
+    """A model's path from a template naming it `{name}` (the baseline or a recipe): the one way
+    dvc.yaml hands stages the paths of every recipe's outputs."""
+    if template.count("{name}") != 1:
+        raise InputError(f"{flag} {template}: expected a path with {{name}} once, standing for the model's name")
+    return Path(template.replace("{name}", name))

@@ -1,6 +1,6 @@
 """The activity classifier's data, its converted PyTorch model, and how both are measured.
 
-The PyTorch model is the `torch.fx.GraphModule` that `stages.tf_conversion` builds from the
+The PyTorch model is the `torch.fx.GraphModule` that `posecompress.classifier.tf_conversion` builds from the
 user's TensorFlow model; it is saved whole (`torch.save`), since structured pruning changes
 its shapes. Pruning acts on the weights of its `nn.Linear` / `nn.Conv*` modules.
 """
@@ -12,7 +12,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from stages.checks import InputError, existing_file
+from posecompress.common.checks import InputError, existing_file
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -93,7 +93,7 @@ def per_class(y: np.ndarray, pred: np.ndarray, classes: list) -> dict:
 
 def write_confusion_csv(path, y: np.ndarray, pred: np.ndarray, classes: list) -> None:
     """actual,predicted rows with class names: the data of DVC's `confusion` template."""
-    from stages.outputs import atomic_path
+    from posecompress.common.outputs import atomic_path
 
     table = pd.DataFrame({"actual": [classes[i] for i in y], "predicted": [classes[i] for i in pred]})
     with atomic_path(path) as tmp:

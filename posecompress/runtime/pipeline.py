@@ -10,9 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from demo.skeleton import LIMBS, normalise_keypoints
-from stages.checks import InputError, existing_file
-from stages.yolo_models import load_pose_model
+from posecompress.common.skeleton import LIMBS, normalise_keypoints
+from posecompress.common.checks import InputError, existing_file
+from posecompress.common.images import onnx_image_input
+from posecompress.runtime.sessions import onnx_session
+from posecompress.yolo.models import load_pose_model
 
 
 @dataclass
@@ -37,16 +39,7 @@ class ActivityClassifier:
     """An ONNX activity classifier run with onnxruntime on one thread count."""
 
     def __init__(self, path, threads: int = 2):
-        import onnxruntime as ort
-
-        p = existing_file(path, "classifier")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise InputError(f"classifier {p}: not a loadable ONNX model ({e.__class__.__name__})") from None
+        self.session = onnx_session(existing_file(path, "classifier"), threads, "classifier")
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
@@ -61,17 +54,21 @@ class ActivityClassifier:
 class PosePipeline:
     """Detector + classifier: image in, people with boxes, keypoints and activities out."""
 
-    def __init__(self, detector, classifier, imgsz: int, conf: float = 0.25,
-                 kpt_seen: float = 0.5, kpt_occluded: float = 0.2, threads: int = 2):
+    def __init__(self, detector, classifier, conf: float = 0.25, kpt_seen: float = 0.5,
+                 kpt_occluded: float = 0.2, threads: int = 2, imgsz=None):
         self.detector = load_pose_model(detector)
         self.classifier = ActivityClassifier(classifier, threads)
-        self.imgsz, self.conf = imgsz, conf
+        # an ONNX detector runs at the size it was exported at: the file says it, nobody repeats it
+        # (a checkpoint's own train size is Ultralytics' default for it)
+        if imgsz is None and str(detector).endswith(".onnx"):
+            imgsz = list(onnx_image_input(detector)[1])
+        self.size = {"imgsz": imgsz} if imgsz else {}
+        self.conf = conf
         self.kpt_seen, self.kpt_occluded = kpt_seen, kpt_occluded
 
     def __call__(self, image: np.ndarray) -> list:
         """People found in a BGR image, one classifier call per person (batch 1)."""
-        result = self.detector.predict(image, imgsz=self.imgsz, conf=self.conf, device="cpu",
-                                       verbose=False)[0]
+        result = self.detector.predict(image, conf=self.conf, device="cpu", verbose=False, **self.size)[0]
         people = []
         if result.keypoints is None or len(result.boxes) == 0:
             return people

@@ -1,6 +1,6 @@
 """Push the run-cache to a DVC remote together with every output it names, metrics included.
 
-    python -m stages.push_run_cache [-r REMOTE]
+    python -m tools.push_run_cache [-r REMOTE]
 
 `dvc push --run-cache` (DVC 3) sends the run-cache entries and the outputs of the current
 dvc.lock, but not the objects of outputs declared `cache: false` (our metrics and the report),
@@ -12,7 +12,7 @@ run anywhere, without running it.
 import argparse
 import sys
 
-from stages.checks import InputError, run_stage
+from posecompress.common.checks import InputError, run_stage
 
 
 def push_run_cache(remote=None, jobs=None) -> tuple:

@@ -13,10 +13,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-import stages  # noqa: F401  (Ultralytics offline before it is imported)
+import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
 
 UNSTRUCTURED, STRUCTURED = "l1_unstructured", "channel"
-METHODS = (UNSTRUCTURED, STRUCTURED)
 SCOPES = ("layer", "global")  # each layer loses `amount` of its weights, or the smallest `amount` overall
 CRITERIA = ("l1", "l2", "bn_scale", "lamp", "fpgm", "random")
 ACTIVATIONS = ("silu", "relu")  # keep the model's SiLU, or swap it for ReLU (see use_relu)
@@ -146,7 +145,7 @@ def prune_channels(model, imgsz: int, criterion: str, ratio: float, max_ratio: f
     whole (whole_blocks), in place. The model must have passed unfollowed_modules."""
     import torch_pruning as tp
 
-    from stages.prunable import whole_blocks
+    from posecompress.yolo.prunable import whole_blocks
 
     rewrite_c2f(model)
     model.eval()

@@ -16,9 +16,9 @@ import onnx2torch  # before TensorFlow: the triton it pulls in (via torchvision)
 import torch
 from torch import nn
 
-from stages.checks import InputError, existing_file
-from stages.outputs import scratch_dir
-from stages.classifier_models import graph_constant
+from posecompress.common.checks import InputError, existing_file
+from posecompress.common.outputs import scratch_dir
+from posecompress.classifier.models import graph_constant
 
 # The Keras layers an ordinary classifier uses and the chain converts exactly.
 SUPPORTED_LAYERS = {

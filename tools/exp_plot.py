@@ -1,6 +1,6 @@
 """Accuracy against latency across DVC experiments, one point per experiment, to choose a trade-off.
 
-    python -m stages.exp_plot --x metrics/benchmark.json:variants.int8_fast.latency_ms_p50 \
+    python -m tools.exp_plot --x metrics/benchmark.json:variants.int8_fast.latency_ms_p50 \
         --y metrics/benchmark.json:variants.int8_fast.pose_map50_95 --out exp_plot.png
 
 Reads `dvc exp show --json` (run in the current repository, or a file saved from it with
@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stages.checks import InputError, run_stage
-from stages.figures import scatter
-from stages.markdown import flatten, pick
-from stages.outputs import atomic_path
+from posecompress.common.checks import InputError, run_stage
+from posecompress.report.figures import scatter
+from posecompress.report.markdown import flatten, pick
+from posecompress.common.outputs import atomic_path
 
 
 def exp_show(json_file=None) -> list:

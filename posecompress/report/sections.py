@@ -1,7 +1,7 @@
 """The report's sections: each takes every metrics file (load_metrics' dict, keyed like
 `prune/fast`) and returns its Markdown paragraphs (none when its metrics are absent) and the
 metrics files it used. The reference study's figures are quoted beside ours."""
-from stages.markdown import DASH, flatten, mb, ms, num, pct, pick, table, times, under
+from posecompress.report.markdown import DASH, flatten, mb, ms, num, pct, pick, table, times, under
 
 # The reference study's figures (its write-up in /work/shared/seeds), shown beside ours.
 STUDY = {"map50_95": 0.37991, "pruned_map50_95": 0.34384, "finetuned_map50_95": 0.36348,
@@ -96,8 +96,7 @@ def variants(m: dict):
     rows = bm.get("variants") if isinstance(bm.get("variants"), dict) else {}
     if not rows:
         return [], set()
-    stat = {"p50": "latency_ms_p50", "min": "latency_ms_min", "mean": "latency_ms_mean"}.get(bm.get("statistic"),
-                                                                                           "latency_ms_p50")
+    stat = f"latency_ms_{bm.get('statistic', 'p50')}"
     body = [f"Every variant timed in one run, round-robin, batch 1, input {bm.get('imgsz')}, "
             f"{bm.get('threads')} thread(s), {bm.get('images')} val images; speed-ups compare the "
             f"`{stat}` latencies; sizes are the model file and a ZIP of it (deflate level 9). "

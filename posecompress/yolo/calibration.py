@@ -5,7 +5,7 @@ feeds input tensors, one image per call, prepared as the validator prepares them
 """
 from onnxruntime.quantization import CalibrationDataReader
 
-from stages.images import validator_tensor
+from posecompress.common.images import validator_tensor
 
 
 class ImageCalibrationReader(CalibrationDataReader):

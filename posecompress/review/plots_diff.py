@@ -1,4 +1,4 @@
-"""The plots a pull request changed, before and after, for the verdict's report (stages/verdict.py).
+"""The plots a pull request changed, before and after, for the verdict's report (tools/verdict.py).
 
 Images (`*.png` plots: sample sheets, confusion matrices) are shown as they were at the base
 revision and as they are now. CSV tables are drawn for both revisions where the figures module
@@ -10,7 +10,7 @@ import io
 import subprocess
 from pathlib import Path
 
-from stages.figures import ACCURACY_COLUMNS, LATENCY_COLUMNS, curves, scatter
+from posecompress.report.figures import ACCURACY_COLUMNS, LATENCY_COLUMNS, curves, scatter
 
 
 def _at(rev: str, path: Path):

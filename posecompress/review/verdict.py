@@ -1,36 +1,24 @@
-"""The pull request's verdict: which headline figures changed beyond noise against a base revision, and why.
+"""The pull request's verdict: headline figures judged base against head, and what caused a change.
 
-    python -m stages.verdict --base main --report report/report.md --out report/pr.md
-
-Compares metrics/ and dvc.lock of the working tree with those committed at --base. Each headline
-figure (HEADLINES) is judged by what it is:
+Each headline figure (HEADLINES) is judged by what it is:
 - exact: accuracies, prune ratios and file sizes are deterministic for the same inputs and
   parameters (exports and INT8 files are byte-identical), so any change is beyond noise;
 - compressed: a ZIP of retrained weights moves by a few bytes when their last bits differ, so
   within COMPRESSED_BAND it is the same model;
 - timing: speed-ups are ratios from one round-robin run, judged against the larger noise band the
-  base and head runs measured themselves (their `noise_band`), never less than --floor.
+  base and head runs measured themselves (their `noise_band`), never less than a floor.
 A change beyond noise names its cause where dvc.lock shows one: the parameters, code and data of
 the stage that wrote the figure and of every stage upstream of it.
-
-Writes --out: the verdict and its table first; plots that changed, before and after; then
-`dvc metrics diff` and `dvc params diff` in full and the pipeline's report, folded. Prints the
-verdict's first lines and exits 1 when a headline figure got worse beyond noise, so CI can gate
-on it (`make report BASE=<rev>`).
 """
-import argparse
 import fnmatch
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from stages.checks import InputError, run_stage
-from stages.markdown import flatten, table
-from stages.outputs import atomic_path
-from stages.verdict_plots import changed_plots
+from posecompress.common.checks import InputError
+from posecompress.report.markdown import flatten, table
 
 # (metrics file, key, figure, judged as, better when higher); `*` stands for a recipe or variant
 HEADLINES = [
@@ -223,56 +211,5 @@ def verdict_table(rows: list) -> list:
     return out
 
 
-def dvc_md(*args) -> str:
-    res = subprocess.run([sys.executable, "-m", "dvc", *args, "--md"], capture_output=True, text=True)
-    return res.stdout.strip() if res.returncode == 0 else f"`dvc {' '.join(args)}` failed: {res.stderr.strip()[-300:]}"
-
-
 def folded(summary: str, body: str) -> list:
     return [f"<details><summary>{summary}</summary>\n", body or "No change.", "\n</details>\n"]
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", required=True, help="git revision to compare with (a branch, tag or commit)")
-    ap.add_argument("--metrics", default="metrics", help="metrics folder")
-    ap.add_argument("--plots", default="plots", help="plots folder")
-    ap.add_argument("--lock", default="dvc.lock")
-    ap.add_argument("--report", help="the pipeline's report, folded in at the end")
-    ap.add_argument("--out", help="Markdown to write (figures beside it, in <name>-figures/)")
-    ap.add_argument("--floor", type=float, default=0.05, help="least noise band of a speed-up (fraction)")
-    a = ap.parse_args()
-    git("rev-parse", "--verify", f"{a.base}^{{commit}}")
-    metrics_dir = Path(a.metrics)
-    if not metrics_dir.is_dir():
-        raise InputError(f"metrics folder {metrics_dir}: not found; run `dvc repro` first")
-    head_lock = lock_stages(Path(a.lock).read_text() if Path(a.lock).is_file() else "")
-    try:
-        base_lock = lock_stages(git("show", f"{a.base}:{a.lock}"))
-    except InputError:
-        base_lock = {}
-    rows = judge(headline_figures(metrics_at(a.base, metrics_dir)), headline_figures(metrics_at(None, metrics_dir)),
-                 a.floor)
-    why = {(r["file"], r["key"]): causes(base_lock, head_lock, producer(head_lock, f"{a.metrics}/{r['file']}") or "")
-           for r in rows if r["verdict"] in ("worse", "better")}
-    first, worse = verdict_lines(rows, a.base, why)
-    print("\n".join(first))
-    if a.out:
-        out = Path(a.out)
-        with atomic_path(out.parent / f"{out.stem}-figures") as figures, atomic_path(out) as tmp:
-            figures.mkdir()
-            parts = [f"# Pull request report: this tree against `{a.base}`\n", *first, "",
-                     "## Headline figures\n", *verdict_table(rows), "",
-                     *changed_plots(a.base, Path(a.plots), figures), "",
-                     "## Everything else\n",
-                     *folded(f"`dvc metrics diff {a.base}`: every metric that changed", dvc_md("metrics", "diff", a.base)),
-                     *folded(f"`dvc params diff {a.base}`", dvc_md("params", "diff", a.base))]
-            if a.report and Path(a.report).is_file():
-                parts += folded("The pipeline's report", Path(a.report).read_text())  # its figures/ sits beside
-            tmp.write_text("\n".join(parts) + "\n")
-        print(f"pull request report: {out}")
-    sys.exit(1 if worse else 0)
-
-
-if __name__ == "__main__":
-    run_stage(main)
