@@ -80,3 +80,13 @@ def test_a_recipe_change_is_flagged_named_and_gated(finished_project, tmp_path):
     assert "## Plots that changed" in pr and "pr-figures/" in pr
     for link in [part.split(")")[0] for part in pr.split("](pr-figures/")[1:]]:
         assert (clone / "report" / "pr-figures" / link).is_file(), link
+
+
+def test_an_unknown_base_is_one_line():
+    import sys
+
+    from tests.conftest import ROOT
+
+    res = run([sys.executable, "-m", "tools.verdict", "--base", "no-such-branch"], ROOT, check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --base no-such-branch: not a commit"), res.stderr

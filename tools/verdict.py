@@ -36,7 +36,11 @@ def main() -> None:
     ap.add_argument("--out", help="Markdown to write (figures beside it, in <name>-figures/)")
     ap.add_argument("--floor", type=float, default=0.05, help="least noise band of a speed-up (fraction)")
     a = ap.parse_args()
-    git("rev-parse", "--verify", f"{a.base}^{{commit}}")
+    try:
+        git("rev-parse", "--verify", f"{a.base}^{{commit}}")
+    except InputError:
+        raise InputError(f"--base {a.base}: not a commit of this repository (a branch, tag or commit; "
+                         f"`git fetch` it first if it is a remote's)") from None
     metrics_dir = Path(a.metrics)
     if not metrics_dir.is_dir():
         raise InputError(f"metrics folder {metrics_dir}: not found; run `dvc repro` first")
