@@ -40,6 +40,10 @@ HEADLINES = [
     ("system_eval.json", "*.activity_acc_all", "system activity accuracy", "exact", True),
     ("system_eval.json", "*.speedup", "system speed-up", "timing", True),
 ]
+# Least band of a timing figure where the run's own passes understate it: the system's end-to-end
+# speed-up includes Python pre- and post-processing and moved 12% between two runs of the same
+# commit on the demo (its passes said 3-16%); the benchmarks' kernels moved under 1%.
+FLOORS = {"system speed-up": 0.15}
 COMPRESSED_BAND = 0.001
 
 
@@ -91,7 +95,7 @@ def judge(base: dict, head: dict, floor: float) -> list:
             rows.append({**row, "verdict": "new" if b is None else "removed", "band": None})
             continue
         band = {"exact": 0.0, "compressed": COMPRESSED_BAND,
-                "timing": max(b[4] or 0.0, h[4] or 0.0, floor)}[kind]
+                "timing": max(b[4] or 0.0, h[4] or 0.0, FLOORS.get(figure, floor))}[kind]
         rel = (value_h - value_b) / abs(value_b) if value_b else (0.0 if value_h == value_b else float("inf"))
         if value_h == value_b:
             verdict = "same"
