@@ -139,6 +139,12 @@ def test_whole_pipeline_on_yolo26_by_one_parameter(tmp_path, tiny_inputs):
     shutil.copytree(tiny_inputs, inputs, ignore=shutil.ignore_patterns("*.cache"))
     train_yolo(inputs, epochs=1, imgsz=64, batch=4, arch="yolo26n-pose", out=inputs / "models" / "yolo26n_pose.pt")
     repo = make_project(tmp_path / "project", inputs)
+    # the classifier track does not read the YOLO baseline: zero classifier recipes keep it short
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params.update(classifier_recipes={})
+    params["system_eval"]["classifier_of"] = {}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qam", "no classifier recipes"], repo)
     run(["dvc", "exp", "run", "-S", "baseline.model=data/models/yolo26n_pose.pt"], repo)
     metrics = lambda name: json.loads((repo / "metrics" / f"{name}.json").read_text())  # noqa: E731
     assert metrics("eval_baseline")["architecture"] == "yolo26n-pose"
