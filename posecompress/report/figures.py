@@ -13,7 +13,11 @@ def read_points(csv_path, x_columns=LATENCY_COLUMNS, y_columns=ACCURACY_COLUMNS)
     """(points, x column, y column) from a CSV table with one row per variant: the first of the
     candidate columns present in its header is used for each axis; rows without numbers are left out."""
     with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        return points_of(list(csv.DictReader(f)), x_columns, y_columns)
+
+
+def points_of(rows: list, x_columns=LATENCY_COLUMNS, y_columns=ACCURACY_COLUMNS) -> tuple:
+    """read_points for CSV rows already read (dicts)."""
     header = list(rows[0]) if rows else []
     x = next((c for c in x_columns if c in header), None)
     y = next((c for c in y_columns if c in header), None)

@@ -7,36 +7,14 @@ with the `dvc plots diff` command that renders it.
 """
 import csv
 import io
-import subprocess
 from pathlib import Path
 
-from posecompress.report.figures import ACCURACY_COLUMNS, LATENCY_COLUMNS, curves, scatter
-
-
-def _at(rev: str, path: Path):
-    """The bytes of a file at a git revision, None where it did not exist."""
-    res = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True)
-    return res.stdout if res.returncode == 0 else None
-
-
-def _tracked(rev: str, folder: Path) -> set:
-    res = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "--", folder.as_posix()],
-                         capture_output=True, text=True)
-    return {Path(n) for n in res.stdout.split()} if res.returncode == 0 else set()
+from posecompress.report.figures import curves, points_of, scatter
+from posecompress.review.verdict import file_at, tracked
 
 
 def _rows(data: bytes) -> list:
     return list(csv.DictReader(io.StringIO(data.decode())))
-
-
-def _points(rows: list) -> tuple:
-    header = list(rows[0]) if rows else []
-    x = next((c for c in LATENCY_COLUMNS if c in header), None)
-    y = next((c for c in ACCURACY_COLUMNS if c in header), None)
-    if not (x and y):
-        return [], x, y
-    points = [(r.get("variant") or r.get(header[0]), float(r[x]), float(r[y])) for r in rows if r.get(x) and r.get(y)]
-    return points, x, y
 
 
 def _draw(name: str, before: bytes, after: bytes, figures: Path):
@@ -48,7 +26,7 @@ def _draw(name: str, before: bytes, after: bytes, figures: Path):
         if y:
             png = curves({"before": rows_b, "after": rows_a}, "epoch", y, figures / f"{name}.png", name)
             return f"![{name}]({figures.name}/{png.name})"
-    (pb, x, y), (pa, _, _) = _points(rows_b), _points(rows_a)
+    (pb, x, y), (pa, _, _) = points_of(rows_b), points_of(rows_a)
     if pb and pa:
         b = scatter(pb, figures / f"{name}.before.png", x, y, f"{name}: before")
         a = scatter(pa, figures / f"{name}.after.png", x, y, f"{name}: after")
@@ -61,8 +39,8 @@ def changed_plots(base: str, plots: Path, figures: Path) -> list:
     now = {p.relative_to(Path.cwd()) if p.is_absolute() else p for p in plots.rglob("*") if p.is_file()} \
         if plots.is_dir() else set()
     lines = []
-    for path in sorted(now | _tracked(base, plots)):
-        before, after = _at(base, path), path.read_bytes() if path.is_file() else None
+    for path in sorted(now | {Path(n) for n in tracked(base, plots)}):
+        before, after = file_at(base, path), path.read_bytes() if path.is_file() else None
         if before == after:
             continue
         name = "_".join(path.relative_to(plots).with_suffix("").parts)

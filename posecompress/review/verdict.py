@@ -55,14 +55,24 @@ def git(*args, cwd=".") -> str:
     return res.stdout
 
 
+def tracked(rev: str, folder: Path) -> list:
+    """Paths of the files git holds under `folder` at a revision."""
+    return git("ls-tree", "-r", "--name-only", rev, "--", folder.as_posix()).split()
+
+
+def file_at(rev: str, path: Path):
+    """The bytes of a file at a git revision, None where it did not exist."""
+    res = subprocess.run(["git", "show", f"{rev}:{Path(path).as_posix()}"], capture_output=True)
+    return res.stdout if res.returncode == 0 else None
+
+
 def metrics_at(rev, folder: Path) -> dict:
     """{path relative to folder: parsed JSON} of the metrics files at a git revision (None: the
     working tree)."""
     if rev is None:
         return {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
-    names = git("ls-tree", "-r", "--name-only", rev, "--", folder.as_posix()).split()
-    return {Path(n).relative_to(folder).as_posix(): json.loads(git("show", f"{rev}:{n}"))
-            for n in names if n.endswith(".json")}
+    return {Path(n).relative_to(folder).as_posix(): json.loads(file_at(rev, n))
+            for n in tracked(rev, folder) if n.endswith(".json")}
 
 
 def headline_figures(metrics: dict) -> dict:
