@@ -3,8 +3,9 @@
     common/      checks of inputs and parameters, atomic outputs, the pose dataset and images
     yolo/        the YOLO track: loading and sizing models, pruning, training arguments, INT8
     classifier/  the classifier track: TF -> ONNX -> PyTorch, pruning, the activity data
-    runtime/     running and timing models: inference sessions, round-robin timing, the pair
-    report/      the report's sections, figures, and the pull request's verdict
+    runtime/     running and timing models: onnxruntime and OpenVINO sessions, round-robin timing, the pair
+    report/      the report's sections and figures
+    review/      the pull request's verdict
 
 Importing this package makes Ultralytics work offline for every stage, test and tool of the
 project: nothing is downloaded, installed or reported at run time. This must run before
@@ -21,6 +22,10 @@ os.environ.setdefault("YOLO_CONFIG_DIR", str(_CONFIG_DIR))  # settings live in t
 os.environ["YOLO_OFFLINE"] = "true"  # no hub, asset or GitHub look-ups
 os.environ["YOLO_AUTOINSTALL"] = "false"  # never pip-install a missing requirement at run time
 os.environ.setdefault("YOLO_VERBOSE", "false")
+# NNCF sends usage telemetry unless NNCF_CI is set; OpenVINO's model converter (Ultralytics'
+# OpenVINO export) asks for consent and writes ~/intel/ unless CI is set: neither may reach out.
+os.environ.setdefault("NNCF_CI", "1")
+os.environ.setdefault("CI", "true")
 
 
 def _offline_settings() -> None:

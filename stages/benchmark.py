@@ -2,14 +2,20 @@
 
     python -m stages.benchmark --baseline data/models/yolo_pose.pt \
         --finetuned 'outputs/yolo/finetune/{name}/model.pt' --onnx 'outputs/yolo/onnx/{name}.onnx' \
-        --int8 'outputs/yolo/quantize/{name}.onnx' --export-metrics 'metrics/export_onnx/{name}.json' \
-        --quantize-metrics 'metrics/quantize/{name}.json' --data data/pose/pose.yaml \
+        --int8 'outputs/yolo/quantize/{name}' --export-metrics 'metrics/export_onnx/{name}.json' \
+        --quantize-metrics 'metrics/quantize/{name}.json' --peer 'outputs/yolo/peer/{name}' \
+        --peer-metrics 'metrics/peer/{name}.json' --data data/pose/pose.yaml \
         --metrics metrics/benchmark.json --plot plots/benchmark/variants.csv
 
-Variants: pytorch_<m>, onnx_<m> (FP32) and int8_<m> for m = baseline and every recipe in
-params.yaml's `recipes`. All run at benchmark.imgsz (the study's 480x640; ONNX files exported
-with a static shape must have that one) on benchmark.images val images (cycled when fewer),
-batch 1, benchmark.threads threads, after benchmark.warmup untimed calls.
+Variants: pytorch_<m>, onnx_<m> (FP32) and int8_<m> (onnxruntime or OpenVINO, as the quantize
+mode chose) for m = baseline and every recipe in params.yaml's `recipes`, and ultralytics_<f> for
+every Ultralytics peer export f in peers.formats. All run at benchmark.imgsz (the study's 480x640;
+ONNX files exported with a static shape must have that one; OpenVINO models are compiled for it)
+on benchmark.images val images (cycled when fewer), batch 1, benchmark.threads threads, after
+benchmark.warmup untimed calls. Every speed-up is given against onnx_baseline (onnxruntime FP32,
+the study's comparison) and against the fastest FP32 form of the baseline measured
+(`speedup_vs_best_fp32`: PyTorch, onnxruntime or OpenVINO, whichever ran fastest; OpenVINO runs
+float in bf16 on CPUs with AVX512-BF16, recorded as `float_precision`).
 Rounds are round-robin (each image through every variant, order rotated each round), so load
 from other work on the host falls on all variants alike. Only the forward pass is timed; every
 variant gets the same preprocessed tensor. Speed-ups are ratios of benchmark.statistic;
@@ -24,14 +30,17 @@ from pathlib import Path
 
 from posecompress.common.checks import (InputError, dataset_images, existing_file, image_shape, load_params, named_path, param,
                            pose_dataset_yaml, run_stage)
-from posecompress.common.images import onnx_image_input, readable_images, validator_tensor
+from posecompress.common.images import readable_images, validator_tensor
 from posecompress.common.outputs import atomic_path, write_json
-from posecompress.runtime.sessions import onnx_runner
+from posecompress.runtime.sessions import model_runner
 from posecompress.runtime.timing import PASSES, STATISTICS, latency, noise_band, round_robin
-from posecompress.yolo.models import check_pose_onnx
+from posecompress.yolo.exported import exported_model, image_input, is_openvino, model_files, runtime_of
+from posecompress.yolo.models import check_pose_export
 
 CSV_COLUMNS = ("variant", "kind", "latency_ms_p50", "latency_ms_min", "latency_ms_mean", "latency_ms_p90",
-               "speedup_vs_onnx_fp32", "speedup_vs_pytorch", "pose_map50", "pose_map50_95", "zip_bytes")
+               "speedup_vs_onnx_fp32", "speedup_vs_best_fp32", "speedup_vs_pytorch", "pose_map50",
+               "pose_map50_95", "zip_bytes")
+FP32_KINDS = ("pytorch", "onnx_fp32", "openvino_fp32")  # the baseline's FP32 forms speedup_vs_best_fp32 compares to
 
 
 def read_params(path) -> dict:
@@ -43,12 +52,18 @@ def read_params(path) -> dict:
          "threads": param(s, "threads", int, "benchmark.threads", 1, 256),
          "statistic": param(s, "statistic", str, "benchmark.statistic", choices=tuple(STATISTICS))}
     p["recipes"] = list(load_params(path, "recipes"))  # `recipes: {}`: the baseline's variants only
+    p["peers"] = param(load_params(path, "peers"), "formats", list, "peers.formats")
     return p
 
 
-def variants(a, recipes) -> list:
-    """(name, kind, model file, accuracy metrics file) of every variant; files checked to exist, ONNX
-    files to be pose models (check_pose_onnx).
+def kind_of(model, precision: str) -> str:
+    """'onnx_int8', 'openvino_fp32', ...: the runtime and the precision a variant runs in."""
+    return f"{'openvino' if runtime_of(model) == 'openvino' else 'onnx'}_{precision}"
+
+
+def variants(a, recipes, peers) -> list:
+    """(name, kind, model, accuracy metrics file) of every variant; files checked to exist, exported
+    models to be pose models (check_pose_export).
 
     A PyTorch variant's accuracy is its FP32 ONNX export's: the same weights at the same input
     shape, outputs matched within export_onnx.tolerance.
@@ -57,38 +72,43 @@ def variants(a, recipes) -> list:
     for m in ["baseline", *recipes]:
         pt = Path(a.baseline) if m == "baseline" else named_path(a.finetuned, m, "--finetuned")
         exported = named_path(a.export_metrics, m, "--export-metrics")
+        int8 = exported_model(named_path(a.int8, m, "--int8"), f"model (int8_{m})")
         out += [(f"pytorch_{m}", "pytorch", pt, exported),
                 (f"onnx_{m}", "onnx_fp32", named_path(a.onnx, m, "--onnx"), exported),
-                (f"int8_{m}", "onnx_int8", named_path(a.int8, m, "--int8"),
-                 named_path(a.quantize_metrics, m, "--quantize-metrics"))]
+                (f"int8_{m}", kind_of(int8, "int8"), int8, named_path(a.quantize_metrics, m, "--quantize-metrics"))]
+    for f in peers:
+        model = exported_model(named_path(a.peer, f, "--peer"), f"model (ultralytics_{f})")
+        out.append((f"ultralytics_{f}", kind_of(model, f.rsplit("_", 1)[-1]), model,
+                    named_path(a.peer_metrics, f, "--peer-metrics")))
     for name, kind, model, acc in out:
         existing_file(model, f"model ({name})")
         existing_file(acc, f"metrics ({name})")
         if kind != "pytorch":
-            check_pose_onnx(model)
+            check_pose_export(model)
     return out
 
 
 def shapes(table, imgsz) -> tuple:
     """(h, w) the variants are timed at, and (h, w) their accuracy was measured at (the export's).
 
-    InputError when a static-shape ONNX file cannot run at `imgsz`, or the files were exported at
-    different sizes (their accuracies would not compare)."""
+    InputError when a static-shape ONNX file cannot run at `imgsz` (OpenVINO models are compiled
+    for it), or the models were exported at different sizes (their accuracies would not compare)."""
     timed = tuple(imgsz)
-    inputs = {model: onnx_image_input(model) for _, kind, model, _ in table if kind != "pytorch"}
+    inputs = {model: image_input(model) for _, kind, model, _ in table if kind != "pytorch"}
     for model, (_, shape, dynamic) in inputs.items():
-        if not dynamic and shape != timed:
+        if not dynamic and shape != timed and not is_openvino(model):
             raise InputError(f"model {model}: static input shape {list(shape)} cannot run at benchmark.imgsz "
                              f"{list(timed)}; export with export_onnx.dynamic: true, or set benchmark.imgsz "
                              f"to export_onnx.imgsz")
     exported = {shape for _, shape, _ in inputs.values()}
     if len(exported) != 1:
-        raise InputError(f"ONNX models exported at different sizes {sorted(exported)}: re-run export_onnx")
+        raise InputError(f"models exported at different sizes {sorted(exported)}: re-run export_onnx and peer")
     return timed, exported.pop()
 
 
-def runner(kind: str, path, threads: int):
-    """A function running one forward pass on a 1x3xHxW float32 array."""
+def runner(kind: str, path, threads: int, shape):
+    """A function running one forward pass on a 1x3xHxW float32 array of (h, w) `shape`; its
+    `float_precision` says what float parts run in."""
     if kind == "pytorch":
         import torch
 
@@ -100,8 +120,11 @@ def runner(kind: str, path, threads: int):
         def run(x):
             with torch.inference_mode():
                 return net(torch.from_numpy(x))
-        return run
-    return onnx_runner(path, threads, "model")
+    else:
+        run = model_runner(path, threads, (1, 3, *shape), "model")
+    if not hasattr(run, "float_precision"):
+        run.float_precision = "f32"
+    return run
 
 
 def timed_images(runners: dict, files, shape, n: int, warmup: int) -> dict:
@@ -112,39 +135,47 @@ def timed_images(runners: dict, files, shape, n: int, warmup: int) -> dict:
 
 
 def file_sizes(path) -> dict:
-    """Bytes of a model file and of a ZIP archive holding it (deflate, level 9), and their ratio in %."""
-    data = Path(path).read_bytes()
-    buf = io.BytesIO()
+    """Bytes of a model (all its files) and of a ZIP archive holding it (deflate, level 9), and their ratio in %."""
+    buf, size = io.BytesIO(), 0
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        z.writestr(Path(path).name, data)
+        for f in model_files(path):
+            data = f.read_bytes()
+            size += len(data)
+            z.writestr(f.name, data)
     zipped = len(buf.getvalue())
-    return {"size_bytes": len(data), "zip_bytes": zipped, "zip_ratio": 100.0 * zipped / len(data)}
+    return {"size_bytes": size, "zip_bytes": zipped, "zip_ratio": 100.0 * zipped / size}
 
 
-def report(table: list, times: dict, statistic: str) -> dict:
-    """Per variant: latency, speed-ups against onnx_baseline and pytorch_baseline, sizes, accuracy."""
+def report(table: list, times: dict, precisions: dict, statistic: str) -> tuple:
+    """Per variant: latency, speed-ups against onnx_baseline, the fastest FP32 form of the baseline
+    and pytorch_baseline, sizes, accuracy; and the name of that fastest FP32 variant."""
     import json
 
     rows = {}
     for name, kind, model, acc in table:
         m = json.loads(Path(acc).read_text())
-        rows[name] = {"kind": kind, **latency(times[name]), **file_sizes(model),
+        rows[name] = {"kind": kind, "runtime": "pytorch" if kind == "pytorch" else runtime_of(model),
+                      "float_precision": precisions[name], **latency(times[name]), **file_sizes(model),
                       "pose_map50": m["pose_map50"], "pose_map50_95": m["pose_map50_95"]}
     key = f"latency_ms_{statistic}"
+    fp32 = [n for n, r in rows.items()
+            if r["kind"] in FP32_KINDS and (n.endswith("_baseline") or n.startswith("ultralytics_"))]
+    best = min(fp32, key=lambda n: rows[n][key])
     onnx_ref, pt_ref, zip_ref = rows["onnx_baseline"][key], rows["pytorch_baseline"][key], \
         rows["onnx_baseline"]["zip_bytes"]
     for r in rows.values():
         r["speedup_vs_onnx_fp32"] = onnx_ref / r[key]
+        r["speedup_vs_best_fp32"] = rows[best][key] / r[key]
         r["speedup_vs_pytorch"] = pt_ref / r[key]
         r["size_reduction"] = 100.0 * (1 - r["zip_bytes"] / zip_ref)
-    return rows
+    return rows, best
 
 
 def write_csv(path, rows: dict) -> None:
     """One line per variant, for `dvc plots` (accuracy against latency)."""
     lines = [",".join(CSV_COLUMNS)]
     for name, r in rows.items():
-        lines.append(",".join(name if c == "variant" else r["kind"] if c == "kind" else f"{r[c]:.6g}"
+        lines.append(",".join(name if c == "variant" else r[c] if c == "kind" else f"{r[c]:.6g}"
                               for c in CSV_COLUMNS))
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
@@ -155,7 +186,9 @@ def main() -> None:
     for flag, what in [("--baseline", "baseline PyTorch checkpoint"),
                        ("--finetuned", "a recipe's fine-tuned checkpoint, {name} standing for the recipe"),
                        ("--onnx", "a model's FP32 ONNX file, {name}: baseline or a recipe"),
-                       ("--int8", "a model's INT8 ONNX file, {name}: baseline or a recipe"),
+                       ("--int8", "a model's INT8 model (quantize's folder), {name}: baseline or a recipe"),
+                       ("--peer", "an Ultralytics peer export (peer's folder), {name}: a peers.formats entry"),
+                       ("--peer-metrics", "peer's metrics of a format ({name})"),
                        ("--export-metrics", "export_onnx's metrics of a model ({name})"),
                        ("--quantize-metrics", "quantize's metrics of a model ({name})"),
                        ("--data", "pose dataset YAML (val images)"), ("--metrics", "metrics JSON to write"),
@@ -164,21 +197,22 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     a = ap.parse_args()
     p = read_params(a.params)
-    table = variants(a, p["recipes"])
+    table = variants(a, p["recipes"], p["peers"])
     files = readable_images(dataset_images(pose_dataset_yaml(a.data), "val"), f"dataset {a.data} val")
     shape, accuracy_shape = shapes(table, p["imgsz"])
-    runners = {name: runner(kind, model, p["threads"]) for name, kind, model, _ in table}
+    runners = {name: runner(kind, model, p["threads"], shape) for name, kind, model, _ in table}
     times = timed_images(runners, files, shape, p["images"], p["warmup"])
-    rows = report(table, times, p["statistic"])
+    rows, best = report(table, times, {n: r.float_precision for n, r in runners.items()}, p["statistic"])
     band = noise_band(times, "onnx_baseline", STATISTICS[p["statistic"]])
     write_json(a.metrics, {"images": p["images"], "imgsz": list(shape),
                            "accuracy_imgsz": list(accuracy_shape), "threads": p["threads"],
-                           "statistic": p["statistic"], "noise_band": band, "noise_passes": PASSES,
-                           "variants": rows})
+                           "statistic": p["statistic"], "best_fp32": best, "noise_band": band,
+                           "noise_passes": PASSES, "variants": rows})
     write_csv(a.plot, rows)
     for name, r in rows.items():
         print(f"{name:>22}: p50 {r['latency_ms_p50']:7.2f} ms, min {r['latency_ms_min']:7.2f} ms, "
-              f"x{r['speedup_vs_onnx_fp32']:.2f} vs onnx_baseline ({p['statistic']}), "
+              f"x{r['speedup_vs_onnx_fp32']:.2f} vs onnx_baseline, x{r['speedup_vs_best_fp32']:.2f} vs {best} "
+              f"({p['statistic']}), "
               f"zip {r['zip_bytes'] / 1e6:.2f} MB ({r['size_reduction']:+.1f}% smaller), "
               f"pose mAP50-95 {r['pose_map50_95']:.4f}")
     print(f"speed-ups moved by up to {100 * band:.1f}% between the run's {PASSES} passes (noise_band)")

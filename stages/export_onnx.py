@@ -14,7 +14,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from posecompress.common.checks import (InputError, dataset_images, image_shape, load_params, param, pose_dataset_yaml,
+from posecompress.common.checks import (dataset_images, image_shape, load_params, param, pose_dataset_yaml,
                            run_stage)
 from posecompress.common.images import onnx_metadata, readable_images, spread, validator_tensor
 from posecompress.common.outputs import atomic_path, scratch_dir, write_json

@@ -4,7 +4,8 @@
 
 Reads whatever metrics and plots the pipeline has written and tells the reference study's story
 with this run's numbers, the study's own figures beside them: the baseline, pruning and
-fine-tuning, quantization, one table of every variant's accuracy, latency, speed-up and sizes,
+fine-tuning, quantization, one table of every variant's accuracy, latency, speed-up and sizes
+(Ultralytics' own exports beside ours), the targets they are held to (met, or missed by how much),
 the classifier, and the detector + classifier system. A section whose metrics are absent is
 left out with a note, so the report works for any subset of the pipeline.
 """
@@ -12,7 +13,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from posecompress.report import sections
+from posecompress.report import sections, targets
 from posecompress.common.checks import InputError, run_stage
 from posecompress.report.figures import LATENCY_COLUMNS, compare_bars, read_points, scatter
 from posecompress.report.markdown import load_metrics
@@ -72,6 +73,7 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None) -> 
             ("YOLO pose: ONNX and INT8 quantization", sections.quantization, []),
             ("All variants: accuracy, latency and size", sections.variants,
              benchmark_figure(plots, figures, statistic)),
+            ("Targets", targets.targets, []),
             *(recorded if others else []),
             ("Activity classifier", sections.classifier,
              copied_figures(plots, figures, "classifier*/**/confusion*.png",

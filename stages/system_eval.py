@@ -2,13 +2,13 @@
 
     python -m stages.system_eval --data data/pose/pose.yaml --classes data/activity/classes.txt \
         --baseline outputs/yolo/onnx/baseline.onnx outputs/classifier/convert_tf/classifier.onnx \
-        --detector 'outputs/yolo/quantize/{name}.onnx' \
+        --detector 'outputs/yolo/quantize/{name}' \
         --classifier 'outputs/classifier/finetune/{name}/model.onnx' \
         --metrics metrics/system_eval.json --sheet plots/system_eval/samples.png \
         --pairs-out outputs/system_eval/pairs.json
 
 Pairs: the baseline pair, then one per YOLO recipe of params.yaml (`recipes`), joining that
-recipe's INT8 detector with the classifier recipe system_eval.classifier_of names for it, or with
+recipe's INT8 detector (quantize's folder: an .onnx file or an OpenVINO IR folder) with the classifier recipe system_eval.classifier_of names for it, or with
 the converted classifier when it names none.
 
 On the val images every pair detects people, detections are matched to ground-truth people
@@ -28,6 +28,7 @@ from posecompress.common.checks import (InputError, dataset_images, load_params,
 from posecompress.common.outputs import atomic_path, write_json
 from posecompress.runtime.timing import latency, round_robin, speedup_spread
 from posecompress.runtime.pipeline import PosePipeline, class_names, draw_people, read_image
+from posecompress.yolo.exported import exported_model
 
 
 def read_params(path) -> dict:
@@ -150,7 +151,7 @@ def main() -> None:
     a = ap.parse_args()
     p = read_params(a.params)
     pair_paths = [("baseline", *a.baseline)] + [
-        (r, str(named_path(a.detector, r, "--detector")),
+        (r, str(exported_model(named_path(a.detector, r, "--detector"), f"detector ({r})")),
          str(named_path(a.classifier, p["classifier_of"][r], "--classifier")) if r in p["classifier_of"]
          else a.baseline[1])
         for r in p["recipes"]]

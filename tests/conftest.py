@@ -77,9 +77,11 @@ def merged(base: dict, overlay: dict) -> dict:
     return out
 
 
-def run(cmd, cwd, check=True, **kw) -> subprocess.CompletedProcess:
-    """Run a command with the venv's python first on PATH; output captured as text."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def run(cmd, cwd, check=True, env=None, **kw) -> subprocess.CompletedProcess:
+    """Run a command with the venv's python first on PATH; output captured as text. `env`: the
+    environment to start from (default: this process's)."""
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.environ['PATH'])}"
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
     if check and res.returncode != 0:
         raise AssertionError(f"{cmd} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
@@ -98,7 +100,7 @@ def make_project(dest: Path, tiny_inputs: Path) -> Path:
     skip_dirs = ("data/", "demo-remote/", "metrics/", "report/figures/", "plots/")
     for rel in filter(None, files):
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(skip_dirs) \
+        if src.is_file() and (not rel.startswith(skip_dirs) or rel.endswith(".gitkeep")) \
                 and rel not in ("dvc.lock", "data.dvc", "report/report.md"):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)

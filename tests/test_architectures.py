@@ -1,5 +1,6 @@
 """YOLO11 and YOLO26 pose models through the YOLO track: both prune methods -> fine-tune -> ONNX
-export (parity checked) -> INT8 -> a timed run -> prediction, as the YOLOv8 tests do. The models
+export (parity checked) -> INT8 (the fast recipe's mode: OpenVINO) -> a timed run -> prediction, as
+the YOLOv8 tests do. The models
 are built from Ultralytics' own YAMLs and trained one epoch at 64 px on the tiny set (offline, no
 weights); YOLO26's head is end-to-end (NMS-free), with (N, 300, 57) outputs."""
 import json
@@ -12,6 +13,7 @@ import torch
 import yaml
 from torch import nn
 
+from posecompress.yolo.exported import exported_model
 from posecompress.yolo.onnx_graph import float_nodes
 from posecompress.yolo.prunable import unfollowed_modules
 from posecompress.yolo.pruning import C2fTwoConv, prune_channels
@@ -42,6 +44,19 @@ def dynamic_params_file(params_file, tmp_path_factory):
 
 def stage(name, *args, check=True):
     return run([sys.executable, "-m", f"stages.{name}", *map(str, args)], ROOT, check=check)
+
+
+def float_ops(ir_folder, names) -> set:
+    """Types of an OpenVINO IR's ops named `names` (ONNX node names survive the conversion as the
+    ops' friendly names) that read no FakeQuantize: computed in float."""
+    import openvino as ov
+
+    from posecompress.yolo.exported import ir_xml
+
+    names = set(names)
+    ops = ov.Core().read_model(str(ir_xml(ir_folder))).get_ordered_ops()
+    return {op.get_type_name() for op in ops if op.get_friendly_name() in names and not any(
+        i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())}
 
 
 def test_c3k2_blocks_lose_channels_and_keep_output_shapes(arch_model):
@@ -89,7 +104,7 @@ def test_prune_finetune_export_quantize_time_predict(arch_model, recipe, tiny_da
     arch, path = arch_model
     data = tiny_data / "pose" / "pose.yaml"
     pruned, tuned = tmp_path / "prune" / "model.pt", tmp_path / "finetune" / "model.pt"
-    onnx_out, int8 = tmp_path / "onnx" / "m.onnx", tmp_path / "int8" / "m.onnx"
+    onnx_out, int8 = tmp_path / "onnx" / "m.onnx", tmp_path / "int8" / "m"  # quantize writes a folder
     m = tmp_path / "metrics"
     stage("prune", "--recipe", recipe, "--model", path, "--data", data, "--out", pruned,
           "--metrics", m / "prune.json", "--params", dynamic_params_file)
@@ -106,23 +121,25 @@ def test_prune_finetune_export_quantize_time_predict(arch_model, recipe, tiny_da
           "--metrics", m / "int8.json", "--params", dynamic_params_file)
     q = json.loads((m / "int8.json").read_text())
     assert 0 < q["conv_quantized"] <= q["conv_total"] and q["nodes_kept_float"] > 0
-    kept = {n.op_type for n in onnx.load(str(int8)).graph.node if not n.name.endswith(("_quant", "_QuantizeLinear"))
-            and n.name in set(float_nodes(onnx.load(str(onnx_out)).graph, "head_decoding"))}
+    model = exported_model(int8)
+    assert (q["runtime"], model.name) == ("openvino", "int8_openvino_model"), q
     if arch.startswith("yolo26"):  # the end-to-end head's top-k selection and gathers stay float
+        kept = float_ops(model, float_nodes(onnx.load(str(onnx_out)).graph, "head_decoding"))
         assert {"TopK", "GatherElements"} <= kept, kept
     assert 0 <= q["pose_map50_95"] <= q["pose_map50"] <= 1
 
     from posecompress.common.checks import dataset_images
-    from stages.benchmark import runner, timed_images
+    from stages.benchmark import kind_of, runner, timed_images
     files = dataset_images(data, "val")
-    times = timed_images({"fp32": runner("onnx_fp32", onnx_out, 1), "int8": runner("onnx_int8", int8, 1)},
+    kind = kind_of(model, "int8")
+    times = timed_images({"fp32": runner("onnx_fp32", onnx_out, 1, (96, 128)), "int8": runner(kind, model, 1, (96, 128))},
                          files, (96, 128), 2, 1)
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
 
-    # prediction reads the file's own output layout: YOLO26's end-to-end (N, max_det, 57) rows of box,
+    # prediction reads the model's own output layout: YOLO26's end-to-end (N, max_det, 57) rows of box,
     # score, class and 17 keypoints (max_det 300, or every anchor when fewer: 84 at 64x64), others'
     # (N, 56, anchors) columns of box, score and keypoints
-    out = runner("onnx_int8", int8, 1)(np.zeros((1, 3, 64, 64), np.float32))[0]
+    out = runner(kind, model, 1, (64, 64))(np.zeros((1, 3, 64, 64), np.float32))[0]
     assert out.shape == ((1, 84, 57) if arch.startswith("yolo26") else (1, 56, 84))
     result = load_pose_model(int8).predict(str(files[0]), imgsz=64, conf=0.0, device="cpu", verbose=False)[0]
     assert result.keypoints.data.shape[1:] == (17, 3)
@@ -152,7 +169,10 @@ def test_whole_pipeline_on_yolo26_by_one_parameter(tmp_path, tiny_inputs):
         e = metrics(f"export_onnx/{name}")
         assert e["max_abs_diff"] <= e["tolerance"]
     assert metrics("prune/fast")["params"] < metrics("prune/fast")["params_before"]
-    assert {"int8_baseline", "int8_reference", "int8_fast"} <= set(metrics("benchmark")["variants"])
+    variants = metrics("benchmark")["variants"]
+    assert {"int8_baseline", "int8_reference", "int8_fast"} <= set(variants)
+    assert {"ultralytics_onnx_int8", "ultralytics_openvino_fp32", "ultralytics_openvino_int8"} <= set(variants)
+    assert metrics("peer/openvino_int8")["pose_map50"] >= 0
     assert {"baseline", "reference", "fast"} <= set(metrics("system_eval"))
     assert "yolo26n-pose" in (repo / "report" / "report.md").read_text()
     image = next((repo / "data" / "pose" / "images" / "val").iterdir())

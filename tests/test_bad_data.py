@@ -112,7 +112,7 @@ def test_dataset_without_class_names_is_refused(tmp_path, tiny_data):
         pose_dataset_yaml(data)
 
 
-@pytest.mark.parametrize("stage", ["eval_baseline", "prune", "finetune", "export_onnx", "quantize"])
+@pytest.mark.parametrize("stage", ["eval_baseline", "prune", "finetune", "export_onnx", "quantize", "peer"])
 def test_stages_refuse_a_damaged_dataset_before_work(tmp_path, tiny_data, tiny_yolo, params_file, stage):
     data, root = pose_copy(tmp_path, tiny_data)
     damage_two_val_files(root)
@@ -121,7 +121,8 @@ def test_stages_refuse_a_damaged_dataset_before_work(tmp_path, tiny_data, tiny_y
             "finetune": ["--recipe", "fast", "--out", str(out / "finetune" / "model.pt"),
                          "--plots", str(out / "p.csv")],
             "export_onnx": ["--out", str(out / "onnx" / "baseline.onnx")],
-            "quantize": ["--out", str(out / "quantize" / "baseline.onnx")]}[stage]
+            "quantize": ["--out", str(out / "quantize" / "baseline")],
+            "peer": ["--format", "openvino_int8", "--out", str(out / "peer" / "openvino_int8")]}[stage]
     res = run([sys.executable, "-m", f"stages.{stage}", "--model", str(tiny_yolo), "--data", str(data),
                "--metrics", str(out / "metrics.json"), "--params", str(params_file), *args], ROOT, check=False)
     refused(res, f"dataset {data}: 2 bad val files, first {root}/images/val/val_00000.jpg: unreadable image", out)
@@ -174,14 +175,14 @@ def with_metadata(src, dst, **changes):
     return dst
 
 
-def test_check_pose_onnx_takes_pose_heads_and_nothing_else(tmp_path, detect_onnx):
-    from posecompress.yolo.models import check_pose_onnx
+def test_check_pose_export_takes_pose_heads_and_nothing_else(tmp_path, detect_onnx):
+    from posecompress.yolo.models import check_pose_export
 
     pose = export(tmp_path, "yolov8n-pose.yaml", dynamic=True)  # [batch, 56, anchors]
     end2end = export(tmp_path, "yolo26n-pose.yaml", nms=False)  # YOLO26's NMS-free head: [1, max_det, 57]
     assert {m.key: m.value for m in onnx.load(end2end).metadata_props}["end2end"] == "True"
-    check_pose_onnx(pose)
-    check_pose_onnx(end2end)
+    check_pose_export(pose)
+    check_pose_export(end2end)
     cases = [
         (detect_onnx, "a YOLO 'detect' model, not a pose model"),
         # a detection graph labelled as a pose model: only its output gives it away
@@ -193,12 +194,51 @@ def test_check_pose_onnx_takes_pose_heads_and_nothing_else(tmp_path, detect_onnx
     ]
     for path, message in cases:
         with pytest.raises(InputError, match=r"model .*: ") as e:
-            check_pose_onnx(path)
+            check_pose_export(path)
         assert message in str(e.value), str(e.value)
 
 
+def test_check_pose_export_reads_openvino_ir_folders(tmp_path, detect_onnx):
+    """An OpenVINO IR folder is checked as an ONNX file is: its metadata.yaml, then its graph's output."""
+    import openvino as ov
+
+    from posecompress.yolo.exported import export_metadata, write_openvino
+    from posecompress.yolo.models import check_pose_export
+
+    pose = export(tmp_path, "yolov8n-pose.yaml", dynamic=True)
+
+    def ir(src, name, **changes):
+        meta = {k: v for k, v in (export_metadata(src) | changes).items() if v is not None}
+        return write_openvino(ov.convert_model(str(src)), tmp_path / f"{name}_openvino_model", meta)
+
+    check_pose_export(ir(pose, "pose"))
+    cases = [
+        (ir(detect_onnx, "detect"), "a YOLO 'detect' model, not a pose model"),
+        (ir(detect_onnx, "labelled", task="pose", kpt_shape=[17, 3], names={0: "person"}),
+         "is [1, 84, 84], not a pose head's [1, 56, anchors]"),
+        (ir(pose, "five", kpt_shape=[5, 3]), "kpt_shape is [5, 3], expected [17, 3]"),
+        (ir(pose, "bare", task=None), "no Ultralytics metadata (task)"),
+    ]
+    for path, message in cases:
+        with pytest.raises(InputError, match=r"model .*: ") as e:
+            check_pose_export(path)
+        assert message in str(e.value), str(e.value)
+
+
+def test_peer_refuses_a_detection_checkpoint(tmp_path, tiny_data, params_file):
+    from ultralytics import YOLO
+
+    detect = tmp_path / "detect.pt"
+    YOLO("yolov8n.yaml").save(str(detect))
+    out, metrics = tmp_path / "peer" / "openvino_fp32", tmp_path / "metrics" / "openvino_fp32.json"
+    res = run([sys.executable, "-m", "stages.peer", "--format", "openvino_fp32", "--model", str(detect), "--data",
+               str(tiny_data / "pose" / "pose.yaml"), "--out", str(out), "--metrics", str(metrics),
+               "--params", str(params_file)], ROOT, check=False)
+    refused(res, "not a pose model", out.parent, metrics.parent)
+
+
 def test_quantize_refuses_a_detection_onnx(tmp_path, tiny_data, detect_onnx):
-    out, metrics = tmp_path / "int8" / "baseline.onnx", tmp_path / "metrics" / "baseline.json"
+    out, metrics = tmp_path / "int8" / "baseline", tmp_path / "metrics" / "baseline.json"
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"quantize_baseline": STATIC}))
     res = run([sys.executable, "-m", "stages.quantize", "--model", str(detect_onnx), "--data",
@@ -211,18 +251,21 @@ def test_benchmark_refuses_a_detection_onnx(tmp_path, tiny_data, tiny_yolo, dete
     dirs = {d: tmp_path / d for d in ("onnx", "int8", "export_metrics", "quantize_metrics")}
     for d in dirs.values():
         d.mkdir()
-    for d in ("onnx", "int8"):  # the FP32 and INT8 variants of the baseline: both a detection model
-        shutil.copy(detect_onnx, dirs[d] / "baseline.onnx")
+    # the FP32 and INT8 variants of the baseline (quantize's folder): both a detection model
+    shutil.copy(detect_onnx, dirs["onnx"] / "baseline.onnx")
+    (dirs["int8"] / "baseline").mkdir()
+    shutil.copy(detect_onnx, dirs["int8"] / "baseline" / "int8.onnx")
     for d in ("export_metrics", "quantize_metrics"):
         (dirs[d] / "baseline.json").write_text(json.dumps({"pose_map50": 0.5, "pose_map50_95": 0.3}))
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"benchmark": {"imgsz": [64, 64], "images": 2, "warmup": 0, "threads": 1,
-                                                    "statistic": "min"}, "recipes": {}}))
+                                                    "statistic": "min"}, "recipes": {}, "peers": {"formats": []}}))
     out = tmp_path / "out"
     res = run([sys.executable, "-m", "stages.benchmark", "--baseline", str(tiny_yolo), "--finetuned",
                str(tmp_path / "finetune" / "{name}" / "model.pt"), "--onnx", str(dirs["onnx"] / "{name}.onnx"),
-               "--int8", str(dirs["int8"] / "{name}.onnx"), "--export-metrics", str(dirs["export_metrics"] / "{name}.json"),
+               "--int8", str(dirs["int8"] / "{name}"), "--export-metrics", str(dirs["export_metrics"] / "{name}.json"),
                "--quantize-metrics", str(dirs["quantize_metrics"] / "{name}.json"),
+               "--peer", str(tmp_path / "peer" / "{name}"), "--peer-metrics", str(tmp_path / "peer_metrics" / "{name}.json"),
                "--data", str(tiny_data / "pose" / "pose.yaml"), "--metrics", str(out / "benchmark.json"),
                "--plot", str(out / "variants.csv"), "--params", str(params)], ROOT, check=False)
     refused(res, f"model {dirs['onnx'] / 'baseline.onnx'}: a YOLO 'detect' model, not a pose model", out)

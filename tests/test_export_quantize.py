@@ -1,5 +1,6 @@
-"""export_onnx and quantize on a tiny model at 64 px: export -> check -> quantize (both modes) ->
-validate the ONNX file; Conv counts against the graph; the head found from the graph; bad input."""
+"""export_onnx and quantize on a tiny model at 64 px: export -> check -> quantize (onnxruntime's
+modes, dynamic and static; OpenVINO's in test_openvino.py) -> validate the INT8 file; Conv counts
+against the graph; the head found from the graph; bad input."""
 import json
 import shutil
 import sys
@@ -17,7 +18,12 @@ STATIC = {"mode": "static", "calibrate_method": "MinMax", "calibration_images": 
           "float_stem": False}
 DYNAMIC = {"mode": "dynamic", "weight_type": "QUInt8", "per_channel": False, "keep_float": "none",
            "float_stem": False}
+OPENVINO = {"mode": "openvino", "preset": "mixed", "calibration_images": 4, "keep_float": "head_decoding",
+            "float_stem": False}
 ACCURACY = ("pose_map50", "pose_map50_95", "box_map50", "box_map50_95")
+# every mode's metrics, whatever its runtime
+QUANTIZE_KEYS = {"mode", "runtime", "conv_total", "conv_quantized", "float_stem", "nodes_kept_float",
+                 "calibration_images", "size_bytes", *ACCURACY}
 
 
 def params_file(folder, **sections):
@@ -35,13 +41,14 @@ def export_stage(folder, model, data, export=None, check=True):
     return res, out, metrics
 
 
-def quantize_stage(folder, model, data, settings, recipe=None, check=True):
+def quantize_stage(folder, model, data, settings, recipe=None, check=True, env=None):
+    """The quantize stage on `model`; (result, its output folder, its metrics file)."""
     name = recipe or "baseline"
-    out, metrics = folder / "int8" / f"{name}.onnx", folder / "metrics" / f"{name}.json"
+    out, metrics = folder / "int8" / name, folder / "metrics" / f"{name}.json"
     sections = {"recipes": {recipe: {"quantize": settings}}} if recipe else {"quantize_baseline": settings}
     cmd = [sys.executable, "-m", "stages.quantize", "--model", str(model), "--data", str(data), "--out", str(out),
            "--metrics", str(metrics), "--params", str(params_file(folder, **sections))]
-    res = run(cmd + (["--recipe", recipe] if recipe else []), ROOT, check=check)
+    res = run(cmd + (["--recipe", recipe] if recipe else []), ROOT, check=check, env=env)
     return res, out, metrics
 
 
@@ -128,11 +135,14 @@ def test_static_quantization_counts_and_validates(tmp_path, tiny_data, exported)
     from posecompress.yolo.onnx_graph import float_nodes
 
     src, _ = exported
-    _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", STATIC)
+    _, folder, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", STATIC)
     m = json.loads(metrics.read_text())
+    out = folder / "int8.onnx"  # the stage's folder holds the one INT8 file
+    assert [p.name for p in folder.iterdir()] == ["int8.onnx"]
     onnx.checker.check_model(str(out), full_check=True)
     fp32, q = onnx.load(str(src)).graph, onnx.load(str(out)).graph
-    assert m["mode"] == "static" and m["calibration_images"] == 4
+    assert set(m) == QUANTIZE_KEYS and m["size_bytes"] == out.stat().st_size
+    assert m["mode"] == "static" and m["runtime"] == "onnxruntime" and m["calibration_images"] == 4
     assert m["conv_total"] == sum(n.op_type == "Conv" for n in fp32.node)
     assert m["conv_quantized"] == len(convs_on_dequantized(q)) > 0
     # QDQ keeps node names. A node kept in float has its output quantized only where a quantized
@@ -162,9 +172,10 @@ def test_float_stem_keeps_the_image_conv_and_its_activation_in_float(tmp_path, t
     convs = [n for n in stem if ops[n].op_type == "Conv"]
     assert len(convs) == 1 and ops[convs[0]].input[0] == fp32.input[0].name
     assert set(stem) - set(convs) and set(stem) - set(convs) <= activation_nodes(fp32)  # its SiLU
-    _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml",
-                                     {**STATIC, "keep_float": "head_decoding", "float_stem": True})
+    _, folder, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml",
+                                        {**STATIC, "keep_float": "head_decoding", "float_stem": True})
     m = json.loads(metrics.read_text())
+    out = folder / "int8.onnx"
     q = onnx.load(str(out)).graph
     assert m["nodes_kept_float"] == len(float_nodes(fp32, "head_decoding")) + len(stem)
     assert m["conv_quantized"] == m["conv_total"] - 1 == len(convs_on_dequantized(q))
@@ -179,9 +190,10 @@ def test_float_stem_keeps_the_image_conv_and_its_activation_in_float(tmp_path, t
 
 def test_dynamic_quantization_counts_and_validates(tmp_path, tiny_data, exported):
     src, _ = exported
-    _, out, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", DYNAMIC, recipe="study")
+    _, folder, metrics = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml", DYNAMIC, recipe="study")
     m = json.loads(metrics.read_text())
-    q = onnx.load(str(out)).graph
+    q = onnx.load(str(folder / "int8.onnx")).graph
+    assert set(m) == QUANTIZE_KEYS and m["runtime"] == "onnxruntime"
     assert m["mode"] == "dynamic" and m["nodes_kept_float"] == 0 and m["calibration_images"] == 0
     assert m["conv_quantized"] == sum(n.op_type == "ConvInteger" for n in q.node) > 0
     assert m["conv_quantized"] <= m["conv_total"]
@@ -199,7 +211,8 @@ def test_dynamic_export_runs_at_other_sizes_and_quantizes(tmp_path, tiny_data, t
     _, src, export_metrics = export_stage(tmp_path / "export", tiny_yolo, data, {**EXPORT, "dynamic": True})
     e = json.loads(export_metrics.read_text())
     assert e["dynamic"] is True and e["max_abs_diff"] <= e["tolerance"]
-    _, out, metrics = quantize_stage(tmp_path, src, data, STATIC)
+    _, folder, metrics = quantize_stage(tmp_path, src, data, STATIC)
+    out = folder / "int8.onnx"
     m = json.loads(metrics.read_text())
     assert m["conv_quantized"] == len(convs_on_dequantized(onnx.load(str(out)).graph)) > 0
     assert all(0 <= m[k] <= 1 for k in ACCURACY)
@@ -245,6 +258,10 @@ def dataset_with_train(tmp_path, src, data, images):
     (None, {**STATIC, "calibration_images": 0}, "parameter quantize_baseline.calibration_images: 0 is below 1"),
     (None, {**DYNAMIC, "keep_float": "tail"}, "parameter quantize_baseline.keep_float: 'tail'"),
     (None, {**STATIC, "float_stem": "yes"}, "parameter quantize_baseline.float_stem: expected bool"),
+    # weight_type belongs to the onnxruntime modes, preset to openvino's
+    (None, {k: v for k, v in STATIC.items() if k != "weight_type"}, "parameter quantize_baseline.weight_type: missing"),
+    (None, {**OPENVINO, "preset": "fast"}, "parameter quantize_baseline.preset: 'fast' is not one of mixed"),
+    (None, {**OPENVINO, "calibration_images": 0}, "parameter quantize_baseline.calibration_images: 0 is below 1"),
 ])
 def test_quantize_bad_input_stops_before_work(tmp_path, tiny_data, exported, make, settings, message):
     model, data = exported[0], tiny_data / "pose" / "pose.yaml"
@@ -294,8 +311,9 @@ def test_int8_outputs_stay_close_to_fp32_on_val_images(tmp_path, tiny_data, expo
     from posecompress.common.images import validator_tensor
 
     src, _ = exported
-    _, int8, _ = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml",
-                                {**STATIC, "keep_float": "head_decoding"})
+    _, folder, _ = quantize_stage(tmp_path, src, tiny_data / "pose" / "pose.yaml",
+                                  {**STATIC, "keep_float": "head_decoding"})
+    int8 = folder / "int8.onnx"
     fp32_sess, int8_sess = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, int8))
     name = fp32_sess.get_inputs()[0].name
     for f in dataset_images(tiny_data / "pose" / "pose.yaml", "val"):

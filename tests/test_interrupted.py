@@ -46,11 +46,12 @@ def test_sigkill_half_way_leaves_nothing_and_the_next_repro_matches(tmp_path, ti
 
 
 def test_zero_recipes_is_a_pipeline(tmp_path, tiny_inputs):
-    """recipes: {} and classifier_recipes: {}: the baseline's stages, benchmark, system_eval and
-    report run; benchmark and system_eval hold the baseline only."""
+    """recipes: {}, classifier_recipes: {} and peers.formats: []: the baseline's stages, benchmark,
+    system_eval and report run; benchmark and system_eval hold the baseline only."""
     repo = make_project(tmp_path / "project", tiny_inputs)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params.update(recipes={}, classifier_recipes={})
+    params["peers"]["formats"] = []
     params["system_eval"]["classifier_of"] = {}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     res = run(["dvc", "repro"], repo)

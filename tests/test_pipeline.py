@@ -11,8 +11,17 @@ def test_dvc_repro_runs_every_stage_on_tiny_inputs(finished_project):
     repo, _, first = finished_project
     stages = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
     ran = {line.split("'")[1] for line in first.splitlines() if line.startswith("Running stage")}
-    assert ran == stages and {"eval_baseline", "prune@fast", "quantize@reference", "benchmark",
-                              "convert_tf", "system_eval", "report"} <= stages
+    assert ran == stages and {"eval_baseline", "prune@fast", "quantize@reference", "peer@onnx_int8",
+                              "peer@openvino_fp32", "peer@openvino_int8", "benchmark", "convert_tf",
+                              "system_eval", "report"} <= stages
+    # quantize writes a folder: onnxruntime's INT8 file (reference: dynamic) or an OpenVINO IR (fast)
+    quantize = repo / "outputs" / "yolo" / "quantize"
+    assert [p.name for p in (quantize / "reference").iterdir()] == ["int8.onnx"]
+    assert {p.name for p in (quantize / "fast" / "int8_openvino_model").iterdir()} == {"int8.xml", "int8.bin",
+                                                                                        "metadata.yaml"}
+    bench = json.loads((repo / "metrics" / "benchmark.json").read_text())
+    assert bench["variants"]["int8_fast"]["runtime"] == "openvino"
+    assert {f"ultralytics_{f}" for f in ("onnx_int8", "openvino_fp32", "openvino_int8")} <= set(bench["variants"])
     m = json.loads((repo / "metrics" / "eval_baseline.json").read_text())
     assert {"pose_map50", "pose_map50_95", "box_map50", "box_map50_95", "params", "gflops"} <= set(m)
     assert 0 <= m["pose_map50_95"] <= m["pose_map50"] <= 1

@@ -4,7 +4,7 @@ import numpy as np
 import yaml
 
 from posecompress.runtime.timing import noise_band, speedup_spread
-from posecompress.review.verdict import judge
+from posecompress.review.verdict import headline_figures, judge
 from tests.conftest import run
 from tests.test_review_share import git_clone
 
@@ -30,6 +30,19 @@ def test_judge_holds_timings_to_their_band_and_the_rest_to_their_value():
     assert rows["speed"]["verdict"] == "within noise" and rows["speed"]["band"] == 0.06  # the larger band
     assert rows["fast"]["verdict"] == "worse"
     assert rows["acc"]["verdict"] == "worse"  # deterministic: any change counts
+
+
+def test_headlines_cover_the_fastest_fp32_speed_up_and_the_peers_files():
+    variants = {name: {"speedup_vs_onnx_fp32": 2.0, "speedup_vs_best_fp32": 1.5, "size_bytes": 10, "zip_bytes": 9}
+                for name in ("pytorch_baseline", "onnx_baseline", "int8_fast", "ultralytics_openvino_int8")}
+    figures = headline_figures({"benchmark.json": {"noise_band": 0.03, "variants": variants}})
+    keys = {key for _, key in figures}
+    assert {f"variants.{v}.speedup_vs_best_fp32" for v in variants} <= keys
+    assert figures[("benchmark.json", "variants.int8_fast.speedup_vs_best_fp32")][1:] == \
+        ("speed-up vs fastest FP32", "timing", True, 0.03)
+    for size in ("size_bytes", "zip_bytes"):  # deployed files, Ultralytics' too; not the .pt checkpoint
+        assert {v for v in variants if f"variants.{v}.{size}" in keys} == \
+            {"onnx_baseline", "int8_fast", "ultralytics_openvino_int8"}
 
 
 def clone_of(finished_project, tmp_path):
@@ -72,7 +85,9 @@ def test_a_recipe_change_is_flagged_named_and_gated(finished_project, tmp_path):
     yolo = [c for c, figures in blocks if any("`prune/fast` GFLOPs cut" in f for f in figures)]
     assert yolo and all("`recipes.fast.prune.ratio` 0.3 → 0.0" in c for c in yolo)
     assert all("classifier_recipes" not in c for c in yolo)
-    assert any("`int8_fast` speed-up vs ONNX FP32" in f for c, figures in blocks if c in yolo for f in figures)
+    # the INT8 file grew; its speed-up is not asserted: at 64 px OpenVINO's per-call overhead is most of
+    # the tiny model's time, and the unpruned model's slowdown fell inside the noise band in one run of two
+    assert any("`int8_fast` size" in f for c, figures in blocks if c in yolo for f in figures), out
     classifier = [c for c, figures in blocks if any("`classifier_finetune/fast` activity" in f for f in figures)]
     assert classifier and all("`classifier_recipes.fast.prune.amount` 0.5 → 0.9" in c for c in classifier)
     assert all("recipes.fast.prune.ratio" not in c.replace("classifier_recipes", "") for c in classifier)

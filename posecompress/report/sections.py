@@ -7,8 +7,8 @@ from posecompress.report.markdown import DASH, flatten, mb, ms, num, pct, pick, 
 STUDY = {"map50_95": 0.37991, "pruned_map50_95": 0.34384, "finetuned_map50_95": 0.36348,
          "quantized_map50_95": 0.37070}
 MAP = ("pose_map50", "pose_map50_95")
-
-
+MAP_NAMES = dict(zip(MAP, ("mAP50", "mAP50-95")))
+PEER = "ultralytics_"  # the benchmark's rows of Ultralytics' own exports (the peer stage)
 def study(value: str) -> str:
     return f" *(study: {value})*"
 
@@ -82,8 +82,9 @@ def quantization(m: dict):
             f"`{k}` max |diff| {num(v.get('max_abs_diff'))} (tolerance {num(v.get('tolerance'))}), {maps(v)}"
             for k, v in sorted(exported.items())) + ".")
     for name, v in sorted(q.items()):
-        calib = f", calibrated on {num(v.get('calibration_images'))} images" if v.get("mode") == "static" else ""
-        body.append(f"`{name}` INT8 ({v.get('mode')}{calib}): **{num(v.get('conv_quantized'))} of "
+        calib = f", calibrated on {num(v['calibration_images'])} images" if v.get("calibration_images") else ""
+        run_by = f", run by {v['runtime']}" if v.get("runtime") else ""
+        body.append(f"`{name}` INT8 ({v.get('mode')}{calib}{run_by}): **{num(v.get('conv_quantized'))} of "
                     f"{num(v.get('conv_total'))} Conv layers quantized**{study('73 of 159, dynamic UInt8')}"
                     f"{' (the stem, reading the image, kept FP32)' if v.get('float_stem') else ''}, "
                     f"{num(v.get('nodes_kept_float'))} nodes kept in float; **{maps(v)}**"
@@ -91,37 +92,85 @@ def quantization(m: dict):
     return body, {f"quantize/{k}" for k in q} | {f"export_onnx/{k}" for k in exported}
 
 
+def runtime(v: dict) -> str:
+    """The runtime a variant ran in, with the precision of its float parts where not f32."""
+    # benchmark files from before runtimes were recorded: the kind says it
+    name = v.get("runtime") or ("pytorch" if v.get("kind") == "pytorch" else "onnxruntime")
+    precision = v.get("float_precision", "f32")
+    return name if precision == "f32" else f"{name}, {precision}"
+
+
+def variant_name(name: str) -> str:
+    """A variant's table cell; Ultralytics' own exports marked as such."""
+    return f"`{name}` *(Ultralytics)*" if name.startswith(PEER) else f"`{name}`"
+
+
+def variants_table(bm: dict, rows: dict) -> str:
+    """One row per variant, ours and Ultralytics' exports: runtime, accuracy, latency, speed-ups, sizes."""
+    stat, best = bm.get("statistic", "p50"), bm.get("best_fp32")
+    return table(
+        ["variant", "runtime", "mAP50", "mAP50-95", f"latency ({stat})", "p50 / p90", "speed-up vs ONNX FP32",
+         f"vs fastest FP32 (`{best}`)" if best else "vs fastest FP32", "vs PyTorch", "size", "compressed",
+         "compressed: smaller by"],
+        [[variant_name(k), runtime(v), pct(v.get(MAP[0])), pct(v.get(MAP[1])), ms(v.get(f"latency_ms_{stat}")),
+          f"{ms(v.get('latency_ms_p50'))} / {ms(v.get('latency_ms_p90'))}", times(v.get("speedup_vs_onnx_fp32")),
+          times(v.get("speedup_vs_best_fp32")), times(v.get("speedup_vs_pytorch")), mb(v.get("size_bytes")),
+          mb(v.get("zip_bytes")), percent(v.get("size_reduction"))] for k, v in rows.items()])
+
+
+def calibration(p: dict) -> str:
+    """How a peer export was calibrated, from its metrics file."""
+    n, split = p.get("calibration_images"), p.get("calibration_split")
+    return "not calibrated" if not n else f"calibrated on {num(n)} {split + ' ' if split else ''}images"
+
+
+def peers(m: dict, rows: dict):
+    """A sentence on the Ultralytics exports among the variants, from their peer metrics files."""
+    if not any(k.startswith(PEER) for k in rows):
+        return [], set()
+    found = {f: m[f"peer/{f}"] for f in (k[len(PEER):] for k in rows if k.startswith(PEER)) if f"peer/{f}" in m}
+    versions = sorted({str(p["ultralytics_version"]) for p in found.values() if "ultralytics_version" in p})
+    each = [f"`{f}` ({calibration(p)}, box mAP50 {pct(p.get('box_map50'))}, mAP50-95 {pct(p.get('box_map50_95'))})"
+            for f, p in found.items()]
+    return [f"Rows marked *(Ultralytics)* are Ultralytics' own one-line exports of the same baseline checkpoint "
+            f"(the `peer` stage{', Ultralytics ' + ', '.join(versions) if versions else ''}), what a user would "
+            f"pick instead of this pipeline{': ' + '; '.join(each) if each else ''}."], {f"peer/{f}" for f in found}
+
+
 def variants(m: dict):
     bm = m.get("benchmark") or {}
     rows = bm.get("variants") if isinstance(bm.get("variants"), dict) else {}
     if not rows:
         return [], set()
-    stat = f"latency_ms_{bm.get('statistic', 'p50')}"
+    stat, best = f"latency_ms_{bm.get('statistic', 'p50')}", bm.get("best_fp32")
+    fastest = f", `{best}` in this run" if best else ""
     body = [f"Every variant timed in one run, round-robin, batch 1, input {bm.get('imgsz')}, "
             f"{bm.get('threads')} thread(s), {bm.get('images')} val images; speed-ups compare the "
-            f"`{stat}` latencies; sizes are the model file and a ZIP of it (deflate level 9). "
-            f"Accuracies are measured at {bm.get('accuracy_imgsz', bm.get('imgsz'))}, the size the "
-            f"exports were validated at. Speed-ups moved by up to {percent(100 * bm['noise_band']) if 'noise_band' in bm else DASH} "
-            f"between the run's {bm.get('noise_passes', DASH)} passes: closer figures are the same speed.",
-            table(["variant", "mAP50-95", "latency p50", "min", "p90", "speed-up vs ONNX FP32",
-                   "vs PyTorch", "size", "compressed", "compressed / size", "compressed: smaller by"],
-                  [[f"`{k}`", pct(v.get(MAP[1])), ms(v.get("latency_ms_p50")), ms(v.get("latency_ms_min")),
-                    ms(v.get("latency_ms_p90")), times(v.get("speedup_vs_onnx_fp32")),
-                    times(v.get("speedup_vs_pytorch")), mb(v.get("size_bytes")), mb(v.get("zip_bytes")),
-                    percent(v.get("zip_ratio")), percent(v.get("size_reduction"))] for k, v in rows.items()])]
+            f"`{stat}` latencies, against ONNX Runtime FP32 (the study's comparison) and against the fastest "
+            f"FP32 form of the baseline (PyTorch, ONNX Runtime or OpenVINO{fastest}); OpenVINO runs float parts "
+            f"in bf16 on CPUs with AVX512-BF16, shown beside its name. Sizes are the model's files and a ZIP of "
+            f"them (deflate level 9). Accuracies are measured at {bm.get('accuracy_imgsz', bm.get('imgsz'))}, "
+            f"the size the exports were validated at. Speed-ups moved by up to "
+            f"{percent(100 * bm['noise_band']) if 'noise_band' in bm else DASH} between the run's "
+            f"{bm.get('noise_passes', DASH)} passes: closer figures are the same speed.",
+            variants_table(bm, rows)]
+    peer_body, peer_files = peers(m, rows)
+    body += peer_body
     recipes = [k[len("int8_"):] for k in rows if k.startswith("int8_") and k != "int8_baseline"]
     ob, pb = rows.get("onnx_baseline", {}), rows.get("pytorch_baseline", {})
     for r in recipes:
         pt, fp, q = rows.get(f"pytorch_{r}", {}), rows.get(f"onnx_{r}", {}), rows[f"int8_{r}"]
+        best_fp32 = q.get("speedup_vs_best_fp32")
+        vs_best = f", {times(best_fp32)} against the fastest FP32" if best_fp32 is not None else ""
         body.append(
             f"`{r}`: pruned and fine-tuned in PyTorch {ms(pt.get(stat))} against the baseline's "
-            f"{ms(pb.get(stat))}{study('67.79 against 67.35 ms')}; INT8 ONNX {ms(q.get(stat))} against the "
-            f"FP32 ONNX baseline's {ms(ob.get(stat))}, **{times(q.get('speedup_vs_onnx_fp32'))}**"
+            f"{ms(pb.get(stat))}{study('67.79 against 67.35 ms')}; INT8 {ms(q.get(stat))} against the "
+            f"FP32 ONNX baseline's {ms(ob.get(stat))}, **{times(q.get('speedup_vs_onnx_fp32'))}**{vs_best}"
             f"{study('78.73 against 53.63 ms, slower')}. Compressed / uncompressed size: "
             f"{percent(ob.get('zip_ratio'))} (FP32 baseline), {percent(fp.get('zip_ratio'))} (FP32 pruned), "
             f"{percent(q.get('zip_ratio'))} (INT8){study('85.39%, 71.57%, 61.32%')}; the INT8 file compresses "
             f"to **{percent(q.get('size_reduction'))} less** than the FP32 baseline's{study('80.00% less')}.")
-    return body, {"benchmark"}
+    return body, {"benchmark"} | peer_files
 
 
 def classifier(m: dict):

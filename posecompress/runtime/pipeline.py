@@ -1,8 +1,9 @@
 """The two models as one system: the YOLO pose detector finds people, the classifier labels each.
 
-Shared by the `system_eval` stage and the `predict` command. A detector is any file
-Ultralytics' `YOLO()` loads for the pose task (.pt, FP32 or INT8 .onnx); a classifier is an
-ONNX file taking the 51 normalised keypoint values and returning class probabilities.
+Shared by the `system_eval` stage and the `predict` command. A detector is anything Ultralytics'
+`YOLO()` loads for the pose task (.pt, FP32 or INT8 .onnx, an OpenVINO IR folder, or a quantize
+stage's folder holding one); a classifier is an ONNX file taking the 51 normalised keypoint
+values and returning class probabilities.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +13,8 @@ import numpy as np
 
 from posecompress.common.skeleton import LIMBS, normalise_keypoints
 from posecompress.common.checks import InputError, existing_file
-from posecompress.common.images import onnx_image_input
 from posecompress.runtime.sessions import onnx_session
+from posecompress.yolo.exported import exported_model, image_input
 from posecompress.yolo.models import load_pose_model
 
 
@@ -58,10 +59,10 @@ class PosePipeline:
                  kpt_occluded: float = 0.2, threads: int = 2, imgsz=None):
         self.detector = load_pose_model(detector)
         self.classifier = ActivityClassifier(classifier, threads)
-        # an ONNX detector runs at the size it was exported at: the file says it, nobody repeats it
-        # (a checkpoint's own train size is Ultralytics' default for it)
-        if imgsz is None and str(detector).endswith(".onnx"):
-            imgsz = list(onnx_image_input(detector)[1])
+        # an exported detector runs at the size it was exported at: the file says it, nobody
+        # repeats it (a checkpoint's own train size is Ultralytics' default for it)
+        if imgsz is None and not str(detector).endswith(".pt"):
+            imgsz = list(image_input(exported_model(detector))[1])
         self.size = {"imgsz": imgsz} if imgsz else {}
         self.conf = conf
         self.kpt_seen, self.kpt_occluded = kpt_seen, kpt_occluded

@@ -3,6 +3,8 @@
 Node names of Ultralytics' exports carry the PyTorch module path (`/model.22/dfl/Softmax`), so
 a graph's last module is the one whose node produces the graph output; nothing is hand-listed.
 """
+from pathlib import Path
+
 import onnx
 
 # none: quantize every node onnxruntime can; head: the last module's non-Conv nodes (its box /
@@ -86,9 +88,14 @@ def conv_counts(fp32_path, int8_path) -> tuple:
     conv_total: Conv nodes of the FP32 graph. conv_quantized: Convs of the INT8 graph that
     compute in integers: QLinearConv and ConvInteger nodes (QOperator / dynamic), plus QDQ
     Convs whose input and weight both come from DequantizeLinear (onnxruntime fuses each such
-    DQ -> Conv -> Q group into one QLinearConv when it loads the model).
+    DQ -> Conv -> Q group into one QLinearConv when it loads the model). For an OpenVINO IR
+    folder: exported.ir_int8_convs.
     """
     fp32 = onnx.load(str(fp32_path)).graph
+    if Path(int8_path).is_dir():  # an OpenVINO IR folder
+        from posecompress.yolo.exported import ir_int8_convs
+
+        return sum(n.op_type == "Conv" for n in fp32.node), ir_int8_convs(int8_path)
     q = onnx.load(str(int8_path)).graph
     dq = dequantized(q)
     integer = sum(n.op_type in ("QLinearConv", "ConvInteger") for n in q.node)
