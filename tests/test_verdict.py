@@ -40,9 +40,10 @@ def test_headlines_cover_the_fastest_fp32_speed_up_and_the_peers_files():
     assert {f"variants.{v}.speedup_vs_best_fp32" for v in variants} <= keys
     assert figures[("benchmark.json", "variants.int8_fast.speedup_vs_best_fp32")][1:] == \
         ("speed-up vs fastest FP32", "timing", True, 0.03)
-    for size in ("size_bytes", "zip_bytes"):  # deployed files, Ultralytics' too; not the .pt checkpoint
-        assert {v for v in variants if f"variants.{v}.{size}" in keys} == \
-            {"onnx_baseline", "int8_fast", "ultralytics_openvino_int8"}
+    # deployed files, not the .pt checkpoint; Ultralytics' only compressed (its raw ONNX size varies)
+    assert {v for v in variants if f"variants.{v}.size_bytes" in keys} == {"onnx_baseline", "int8_fast"}
+    assert {v for v in variants if f"variants.{v}.zip_bytes" in keys} == \
+        {"onnx_baseline", "int8_fast", "ultralytics_openvino_int8"}
 
 
 def clone_of(finished_project, tmp_path):

@@ -28,11 +28,11 @@ HEADLINES = [
     ("benchmark.json", "variants.*.speedup_vs_onnx_fp32", "speed-up vs ONNX FP32", "timing", True),
     ("benchmark.json", "variants.*.speedup_vs_best_fp32", "speed-up vs fastest FP32", "timing", True),
     # deployed files only: a .pt checkpoint's size also moves with its metadata (dates, train args).
-    # Ultralytics' exports (ultralytics_*) are deployed files too; they keep the exporter's date, a
-    # string of fixed length, so their size is exact and only their ZIP moves, by a few bytes
+    # Ultralytics' exports (ultralytics_*): their compressed size only. Its ONNX export keeps
+    # onnxslim's shape annotations, whose number varies by process (raw size 1.1% apart between two
+    # exports of one checkpoint, the ZIP 0.03%)
     ("benchmark.json", "variants.onnx_*.size_bytes", "size", "exact", False),
     ("benchmark.json", "variants.int8_*.size_bytes", "size", "exact", False),
-    ("benchmark.json", "variants.ultralytics_*.size_bytes", "size", "exact", False),
     ("benchmark.json", "variants.onnx_*.zip_bytes", "compressed size", "compressed", False),
     ("benchmark.json", "variants.int8_*.zip_bytes", "compressed size", "compressed", False),
     ("benchmark.json", "variants.ultralytics_*.zip_bytes", "compressed size", "compressed", False),
