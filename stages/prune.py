@@ -7,7 +7,7 @@
 Reads `recipes.<recipe>.prune` from params.yaml. `method: l1_unstructured` zeroes weights in
 place (the study's method; the zeros are saved permanently and counted as the study did);
 `method: channel` removes whole channels outside the Pose head (Torch-Pruning) and, with
-`activation: relu`, swaps the SiLUs for ReLUs that INT8 runs for free. Writes an
+`activation: relu` or `hardswish`, swaps the SiLUs for activations INT8 runs cheaply. Writes an
 Ultralytics checkpoint and metrics: pose/box mAP, params and GFLOPs before and after, and for
 unstructured pruning `total_params`, `pruned_params`, `prune_ratio` over the pruned layers and
 `model_*` over the whole model.
@@ -48,7 +48,7 @@ def prune_and_measure(model, model_path, dataset_yaml, out, p: dict) -> dict:
         size = {"params": count_params(pruned), "gflops": gflops(pruned, p["imgsz"])}
         size["gflops_reduction"] = 1 - size["gflops"] / before["gflops_before"]
         counts = sparsity(pruned.model, record["layers"]) if "layers" in record else {}
-        swapped = {"relu_swapped": record["relu_swapped"]} if "relu_swapped" in record else {}
+        swapped = {k: v for k, v in record.items() if k.endswith("_swapped")}
         return {**validate(pruned, dataset_yaml, p["imgsz"], p["batch"]), **counts, **before, **size, **swapped,
                 "peak_rss_mb": peak_rss_mb()}
 

@@ -45,9 +45,10 @@ def _pruning_sentence(name: str, p: dict, f: dict) -> str:
         what = (f"(structured, channels removed) takes the model from {num(p.get('params_before'))} to "
                 f"**{num(p.get('params'))} parameters** and from {num(p.get('gflops_before'))} to "
                 f"**{num(p.get('gflops'))} GFLOPs** ({pct(p.get('gflops_reduction'), 1)} fewer)")
-        if p.get("relu_swapped"):
-            what += (f" and swaps its {num(p['relu_swapped'])} SiLU activations for ReLUs, which INT8 "
-                     f"convolutions absorb")
+        for act, label in (("relu", "ReLUs"), ("hardswish", "Hardswish")):
+            if p.get(f"{act}_swapped"):
+                what += (f" and swaps its {num(p[f'{act}_swapped'])} SiLU activations for {label}, which "
+                         f"INT8 convolutions absorb")
         kept = ""
     tuned = (f"; after fine-tuning: **{maps(f)}**{study('80.66% / 36.35%')}{kept}" if f else
              "; not fine-tuned in this run")

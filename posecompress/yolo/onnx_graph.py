@@ -9,7 +9,7 @@ import onnx
 
 # none: quantize every node onnxruntime can; head: the last module's non-Conv nodes (its box /
 # keypoint decoding, with ranges in pixels, plus its branches' activations); head_decoding: the
-# same but the activations right after the head's Convs (SiLU or ReLU) are quantized too.
+# same but the activations right after the head's Convs (SiLU, ReLU, Hardswish) are quantized too.
 KEEP_FLOAT = ("none", "head", "head_decoding")
 
 
@@ -31,11 +31,11 @@ def last_module(graph) -> str:
 
 
 def activation_nodes(graph) -> set:
-    """Names of the activations on a Conv's output: Relu nodes, and the Sigmoid and Mul nodes that
-    form x * sigmoid(x) (SiLU)."""
+    """Names of the activations on a Conv's output: Relu and HardSwish nodes, and the Sigmoid and
+    Mul nodes that form x * sigmoid(x) (SiLU)."""
     conv_out = {n.output[0] for n in graph.node if n.op_type == "Conv"}
     sig = {n.output[0]: n.name for n in graph.node if n.op_type == "Sigmoid" and n.input[0] in conv_out}
-    found = {n.name for n in graph.node if n.op_type == "Relu" and n.input[0] in conv_out}
+    found = {n.name for n in graph.node if n.op_type in ("Relu", "HardSwish") and n.input[0] in conv_out}
     for n in graph.node:
         if n.op_type == "Mul" and len(n.input) == 2:
             a, b = n.input

@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 from posecompress.common.checks import InputError, param
 from posecompress.yolo.prunable import unfollowed_modules
 from posecompress.yolo.pruning import (ACTIVATIONS, CRITERIA, SCOPES, STRUCTURED, UNSTRUCTURED, prune_channels,
-                                       prune_unstructured, use_relu)
+                                       prune_unstructured, swap_activation)
 
 
 class PruneMethod(NamedTuple):
@@ -66,8 +66,9 @@ def _channel(module, p: dict) -> dict:
         raise InputError(f"channel pruning failed inside Torch-Pruning ({e.__class__.__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); add the block it failed on to "
                          f"keep_whole, or use method: {UNSTRUCTURED}"[:400]) from None
-    swapped = use_relu(module) if p["activation"] == "relu" else 0
-    return {"method": STRUCTURED, "activation": p["activation"], "relu_swapped": swapped}
+    swapped = swap_activation(module, p["activation"])
+    return {"method": STRUCTURED, "activation": p["activation"],
+            **({f"{p['activation']}_swapped": swapped} if swapped else {})}
 
 
 PRUNE_METHODS = {
