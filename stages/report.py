@@ -73,7 +73,7 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None) -> 
             ("YOLO pose: ONNX and INT8 quantization", sections.quantization, []),
             ("All variants: accuracy, latency and size", sections.variants,
              benchmark_figure(plots, figures, statistic)),
-            ("Targets", targets.targets, []),
+            ("Targets", lambda mm: targets.targets(mm, others), []),
             *(recorded if others else []),
             ("Activity classifier", sections.classifier,
              copied_figures(plots, figures, "classifier*/**/confusion*.png",

@@ -99,6 +99,50 @@ def test_module_the_pruner_cannot_follow_is_refused(tiny_data, arch_model, tmp_p
     assert not out.parent.exists() and not (tmp_path / "m.json").exists()
 
 
+def silu_blocks(model) -> list:
+    """Convolution blocks still activated by SiLU (YOLO26's head also holds SiLUs in its training-only
+    flow model, which inference never runs)."""
+    return [n for n, m in model.named_modules() if isinstance(getattr(m, "act", None), nn.SiLU)]
+
+
+def test_hardswish_stays_closer_to_the_model_than_relu_and_is_quantized_with_its_conv(arch_model, tiny_data,
+                                                                                        tmp_path, params_file):
+    """activation: hardswish swaps every SiLU (none left, each one counted); the swapped model's
+    outputs stay nearer the SiLU model's than with ReLU (why a pretrained model keeps its accuracy);
+    in the exported graph every HardSwish counts as a Conv's activation, quantized with it."""
+    from posecompress.yolo.onnx_graph import activation_nodes
+    from posecompress.yolo.pruning import swap_activation
+
+    arch, path = arch_model
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        want = load_pose_model(path).model.eval()(x)[0]
+        errors = {}
+        for act in ("relu", "hardswish"):
+            model = load_pose_model(path).model.eval()
+            assert swap_activation(model, act) > 0 and not silu_blocks(model)
+            errors[act] = float((model(x)[0] - want).abs().median())
+    assert errors["hardswish"] < errors["relu"] / 2, errors
+
+    params = yaml.safe_load(params_file.read_text())
+    params["recipes"]["fast"]["prune"]["activation"] = "hardswish"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    data, pruned, onnx_out = tiny_data / "pose" / "pose.yaml", tmp_path / "prune" / "model.pt", tmp_path / "m.onnx"
+    stage("prune", "--recipe", "fast", "--model", path, "--data", data, "--out", pruned,
+          "--metrics", tmp_path / "prune.json", "--params", tmp_path / "params.yaml")
+    swapped = json.loads((tmp_path / "prune.json").read_text())["hardswish_swapped"]
+    model = load_pose_model(pruned).model
+    assert swapped == sum(isinstance(m, nn.Hardswish) for m in model.modules()) > 0
+    assert not silu_blocks(model)
+    stage("export_onnx", "--model", pruned, "--data", data, "--out", onnx_out, "--metrics", tmp_path / "export.json",
+          "--params", tmp_path / "params.yaml")
+    graph = onnx.load(str(onnx_out)).graph
+    hardswish = {n.name for n in graph.node if n.op_type == "HardSwish"}
+    # at most the swapped count: YOLO26's export keeps only the end-to-end (one-to-one) head branches
+    assert 0 < len(hardswish) <= swapped and hardswish <= activation_nodes(graph)
+    assert not hardswish & set(float_nodes(graph, "head_decoding")) and hardswish & set(float_nodes(graph, "head"))
+
+
 @pytest.mark.parametrize("recipe", ["reference", "fast"])
 def test_prune_finetune_export_quantize_time_predict(arch_model, recipe, tiny_data, tmp_path, dynamic_params_file):
     arch, path = arch_model

@@ -1,5 +1,6 @@
-"""The report's Targets section: issue 15's targets for the compressed models, each met or missed
-and by how much, from the benchmark's own figures."""
+"""The report's Targets section: each baseline's targets for its compressed models (issue 15's for
+the demo's yolov8n-pose, issue 13's for yolo11n-pose), met or missed and by how much, from each
+run's own benchmark."""
 from posecompress.report.markdown import ms, pct, table, times
 from posecompress.report.sections import MAP_NAMES, percent
 
@@ -15,15 +16,28 @@ TARGETS = [
     ("int8_fast", "pose_map50_95", "onnx_baseline", 0.01),
     ("int8_fast", "pose_map50", "onnx_baseline", 0.02),
 ]
+# Issue 13, item 4: the demo's yolo11n-pose, `fast` against its own FP32 ONNX at 480x640.
+YOLO11_TARGETS = [
+    ("int8_fast", "speed", "onnx_baseline", 4.0),
+    ("int8_fast", "pose_map50_95", "onnx_baseline", 0.01),
+    ("int8_fast", "pose_map50", "onnx_baseline", 0.02),
+]
+TARGETS_OF = {"yolo11n-pose": YOLO11_TARGETS}  # a baseline's architecture -> its targets; others: TARGETS
 
 
-def target_results(bm: dict) -> list:
-    """Each target whose variants and figures the benchmark has, as a dict: the TARGETS row with
+def targets_of(m: dict) -> list:
+    """The targets a run's baseline is held to, by its architecture (TARGETS_OF, else TARGETS)."""
+    return TARGETS_OF.get((m.get("eval_baseline") or {}).get("architecture"), TARGETS)
+
+
+def target_results(bm: dict, held_to=None) -> list:
+    """Each target of `held_to` (default TARGETS) whose variants and figures the benchmark has, as a
+    dict: the targets row with
     `against` resolved, `ours` and `theirs` (latencies or mAPs), `value` (the speed-up, or the mAP
     lost), `gap` (how far it falls short, 0 when met) and `met`."""
     rows, stat = bm.get("variants") or {}, f"latency_ms_{bm.get('statistic', 'p50')}"
     out = []
-    for variant, figure, against, bound in TARGETS:
+    for variant, figure, against, bound in held_to or TARGETS:
         ref = bm.get("best_fp32") if against == "best_fp32" else against
         key = stat if figure == "speed" else figure
         ours, theirs = (rows.get(variant) or {}).get(key), (rows.get(ref) or {}).get(key)
@@ -62,15 +76,29 @@ def target_row(t: dict, stat: str, band: float = 0.0) -> list:
             "**met**" if t["met"] else f"**missed**: {points(t['gap'])} beyond the {points(bound)} allowed"]
 
 
-def targets(m: dict):
-    """Issue 15's targets (TARGETS), each met or missed and by how much; none without their variants."""
+def run_rows(m: dict) -> list:
+    """[target, measured, result] rows of one run's targets (targets_of) from its benchmark."""
     bm = m.get("benchmark") or {}
-    results = target_results(bm) if isinstance(bm.get("variants"), dict) else []
-    if not results:
+    if not isinstance(bm.get("variants"), dict):
+        return []
+    stat = bm.get("statistic", "p50")
+    return [target_row(t, stat, bm.get("noise_band", 0.0)) for t in target_results(bm, targets_of(m))]
+
+
+def targets(m: dict, others=None):
+    """This run's targets (targets_of), then each recorded run's in `others` ({name: metrics}), each
+    met or missed and by how much; nothing when no run has its targets' variants."""
+    this = (m.get("eval_baseline") or {}).get("architecture")
+    runs = [(f"{this} (this run)" if this else "this run", m), *sorted((others or {}).items())]
+    rows = [[name, *row] for name, mm in runs for row in run_rows(mm)]
+    if not rows:
         return [], set()
+    bm = m.get("benchmark") or {}
     stat = bm.get("statistic", "p50")
     band = f" ({percent(100 * bm['noise_band'])} in this run)" if "noise_band" in bm else ""
-    return [f"Issue 15's targets, from this run's benchmark: speed-ups are ratios of the `{stat}` latencies, "
-            f"and a speed within the run's noise band{band} of its target is the same speed.",
-            table(["target", "measured", "result"], [target_row(t, stat, bm.get("noise_band", 0.0))
-                                                     for t in results])], {"benchmark"}
+    intro = (f"Each baseline's targets (issue 13's for yolo11n-pose, issue 15's for any other), from its run's "
+             f"own benchmark: speed-ups are ratios of the `{stat}` latencies, and a speed within the run's "
+             f"noise band{band} of its target is the same speed.")
+    if all(r[0] == runs[0][0] for r in rows):
+        return [intro, table(["target", "measured", "result"], [r[1:] for r in rows])], {"benchmark"}
+    return [intro, table(["run", "target", "measured", "result"], rows)], {"benchmark"}
