@@ -58,11 +58,17 @@ def same_bytes_for_same_model(src, dst, date) -> None:
     the export's date (the checkpoint's instead) and the intermediate tensors' shape annotations
     (graph.value_info), which onnxslim writes in a different number each process (966 or 1,403 for
     the demo baseline, 0.2 MB apart). Neither is part of the model; onnxruntime and its quantizer
-    infer the shapes again. A changed file then means a changed model."""
+    infer the shapes again. Nor is where the project lies: the description names the dataset the
+    checkpoint was trained on, an absolute path for the pipeline's fine-tuned ones, so it is
+    written relative to the project (the working directory). A changed file then means a changed
+    model."""
     import onnx
 
     model = onnx.load(str(src))
     del model.graph.value_info[:]
+    for m in model.metadata_props:
+        if m.key == "description":
+            m.value = m.value.replace(f"{Path.cwd()}/", "")
     stamped = [m for m in model.metadata_props if m.key == "date"]
     for m in stamped:
         if date:

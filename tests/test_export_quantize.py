@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+import torch
 import yaml
 
 from tests.conftest import ROOT, run
@@ -299,6 +300,20 @@ def test_two_exports_of_one_checkpoint_are_the_same_bytes(tmp_path, tiny_data, t
     assert files[0] == files[1]
     meta = {m.key: m.value for m in onnx.load_from_string(files[0]).metadata_props}
     assert meta["task"] == "pose" and "imgsz" in meta  # what Ultralytics' AutoBackend reads stays
+
+
+def test_the_export_does_not_hold_where_the_project_lies(tmp_path, tiny_data, tiny_yolo):
+    """A fine-tuned checkpoint names its dataset by absolute path; the ONNX file's description names
+    it relative to the project, so clones at different paths write the same bytes."""
+    from posecompress.yolo.pruning import read_checkpoint
+
+    ckpt = read_checkpoint(tiny_yolo)
+    ckpt["train_args"] = {**(ckpt.get("train_args") or {}), "data": str(ROOT / "data" / "pose" / "pose.yaml")}
+    tuned = tmp_path / "tuned.pt"
+    torch.save(ckpt, tuned)
+    _, out, _ = export_stage(tmp_path, tuned, tiny_data / "pose" / "pose.yaml")
+    description = {m.key: m.value for m in onnx.load(str(out)).metadata_props}["description"]
+    assert description.endswith("trained on data/pose/pose.yaml") and str(ROOT) not in description
 
 
 def test_int8_outputs_stay_close_to_fp32_on_val_images(tmp_path, tiny_data, exported):
