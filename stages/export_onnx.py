@@ -58,17 +58,18 @@ def same_bytes_for_same_model(src, dst, date) -> None:
     the export's date (the checkpoint's instead) and the intermediate tensors' shape annotations
     (graph.value_info), which onnxslim writes in a different number each process (966 or 1,403 for
     the demo baseline, 0.2 MB apart). Neither is part of the model; onnxruntime and its quantizer
-    infer the shapes again. Nor is where the project lies: the description names the dataset the
-    checkpoint was trained on, an absolute path for the pipeline's fine-tuned ones, so it is
-    written relative to the project (the working directory). A changed file then means a changed
-    model."""
+    infer the shapes again. Nor is where a project lay: the description names the dataset the
+    checkpoint was trained on, by the absolute path of wherever it was trained (the bundled
+    checkpoints' name another machine's folder), so only the file's name is kept. A changed file
+    then means a changed model."""
     import onnx
 
     model = onnx.load(str(src))
     del model.graph.value_info[:]
     for m in model.metadata_props:
         if m.key == "description":
-            m.value = m.value.replace(f"{Path.cwd()}/", "")
+            head, sep, data = m.value.partition(" trained on ")
+            m.value = f"{head}{sep}{Path(data).name}" if sep else m.value
     stamped = [m for m in model.metadata_props if m.key == "date"]
     for m in stamped:
         if date:

@@ -303,8 +303,8 @@ def test_two_exports_of_one_checkpoint_are_the_same_bytes(tmp_path, tiny_data, t
 
 
 def test_the_export_does_not_hold_where_the_project_lies(tmp_path, tiny_data, tiny_yolo):
-    """A fine-tuned checkpoint names its dataset by absolute path; the ONNX file's description names
-    it relative to the project, so clones at different paths write the same bytes."""
+    """A checkpoint names its dataset by the absolute path it was trained at; the ONNX file's
+    description keeps only the file's name, so clones at different paths write the same bytes."""
     from posecompress.yolo.pruning import read_checkpoint
 
     ckpt = read_checkpoint(tiny_yolo)
@@ -313,7 +313,7 @@ def test_the_export_does_not_hold_where_the_project_lies(tmp_path, tiny_data, ti
     torch.save(ckpt, tuned)
     _, out, _ = export_stage(tmp_path, tuned, tiny_data / "pose" / "pose.yaml")
     description = {m.key: m.value for m in onnx.load(str(out)).metadata_props}["description"]
-    assert description.endswith("trained on data/pose/pose.yaml") and str(ROOT) not in description
+    assert description.endswith("trained on pose.yaml") and str(ROOT) not in description
 
 
 def test_int8_outputs_stay_close_to_fp32_on_val_images(tmp_path, tiny_data, exported):
