@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 # stages run as `python -m stages.<name>` under dvc: the venv's python must come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env repro repro-all test data report
+.PHONY: env repro repro-all test test-fast data report
 
 env: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): requirements.txt
 	touch $@
 
 # the demo inputs and the slow stages' results the bundled remote holds (demo-remote/); it holds
-# only those, so --allow-missing: whatever is left out, `dvc repro` recomputes (README: A fresh clone)
+# only those, so --allow-missing: whatever is left out, `dvc repro` recomputes (docs/sharing.md: A fresh clone)
 data: $(STAMP)
 	dvc pull --allow-missing
 
@@ -35,6 +35,10 @@ repro-all: data
 
 test: $(STAMP)
 	python -m pytest -q tests
+
+# the unit tier: no model trained, no stage run (a few minutes at most)
+test-fast: $(STAMP)
+	python -m pytest -q -m "not slow" tests
 
 # `make report BASE=<rev>`: the pipeline's report brought up to date, then report/pr.md for a pull
 # request: the verdict first (headline figures changed beyond noise, and the parameter or code

@@ -6,16 +6,20 @@
 
 Reads `recipes.<recipe>.prune` from params.yaml. `method: l1_unstructured` zeroes weights in
 place (the study's method; the zeros are saved permanently and counted as the study did);
-`method: channel` removes whole channels outside the Pose head (Torch-Pruning) and, with
-`activation: relu` or `hardswish`, swaps the SiLUs for activations INT8 runs cheaply. Writes an
-Ultralytics checkpoint and metrics: pose/box mAP, params and GFLOPs before and after, and for
-unstructured pruning `total_params`, `pruned_params`, `prune_ratio` over the pruned layers and
-`model_*` over the whole model.
+`method: channel` removes whole channels outside the Pose head (posecompress/yolo/channel_pruning.py:
+each layer's count by the rule, compensated, BatchNorm re-estimated) and, with `activation: relu`
+or `hardswish`, swaps the SiLUs for activations INT8 runs cheaply. Writes an Ultralytics checkpoint
+and metrics: pose/box mAP straight after pruning, params and GFLOPs before and after, for channel
+pruning every layer's channels before and after (`layers`), and for unstructured pruning
+`total_params`, `pruned_params`, `prune_ratio` over the pruned layers and `model_*` over the whole
+model.
 """
 import argparse
 import resource
 
-from posecompress.common.checks import InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage
+from posecompress.common.checks import (InputError, dataset_images, existing_file, load_params, param,
+                                        pose_dataset_yaml, run_stage, unknown_keys)
+from posecompress.common.images import readable_images, spread, validator_tensor
 from posecompress.common.outputs import atomic_path, write_json
 from posecompress.yolo.prune_methods import PRUNE_METHODS
 from posecompress.yolo.pruning import read_checkpoint, save_checkpoint, sparsity
@@ -29,7 +33,22 @@ def read_params(path, recipe: str) -> dict:
     p = {"method": param(s, "method", str, f"{n}.method", choices=tuple(PRUNE_METHODS)),
          "imgsz": param(s, "imgsz", int, f"{n}.imgsz", 32, 4096),
          "batch": param(s, "batch", int, f"{n}.batch", 1, 1024)}
-    return {**p, **PRUNE_METHODS[p["method"]].params(s, n)}
+    p = {**p, **PRUNE_METHODS[p["method"]].params(s, n)}
+    unknown_keys(s, set(p) | set(PRUNE_METHODS[p["method"]].optional), n)
+    return p
+
+
+def train_images(dataset, p: dict):
+    """The train images a method calibrates on, spread over the split, as one tensor (None when the
+    method reads none)."""
+    import numpy as np
+    import torch
+
+    if not PRUNE_METHODS[p["method"]].needs_images:
+        return None
+    files = readable_images(spread(dataset_images(dataset, "train"), p["calibration_images"]),
+                            f"dataset {dataset} train")
+    return torch.from_numpy(np.concatenate([validator_tensor(f, (p["imgsz"], p["imgsz"])) for f in files]))
 
 
 def peak_rss_mb() -> float:
@@ -41,7 +60,7 @@ def prune_and_measure(model, model_path, dataset_yaml, out, p: dict) -> dict:
     """Prune the loaded checkpoint, save it to `out` and measure the saved file as any later stage
     loads it."""
     before = {"params_before": count_params(model), "gflops_before": gflops(model, p["imgsz"])}
-    record = PRUNE_METHODS[p["method"]].prune(model.model, p)
+    record = PRUNE_METHODS[p["method"]].prune(model.model, p, train_images(dataset_yaml, p))
     with atomic_path(out) as tmp:
         save_checkpoint(model.model, tmp, read_checkpoint(model_path), record)
         pruned = load_pose_model(tmp)
@@ -49,8 +68,9 @@ def prune_and_measure(model, model_path, dataset_yaml, out, p: dict) -> dict:
         size["gflops_reduction"] = 1 - size["gflops"] / before["gflops_before"]
         counts = sparsity(pruned.model, record["layers"]) if "layers" in record else {}
         swapped = {k: v for k, v in record.items() if k.endswith("_swapped")}
+        layers = {"layers": record["channels"]} if "channels" in record else {}
         return {**validate(pruned, dataset_yaml, p["imgsz"], p["batch"]), **counts, **before, **size, **swapped,
-                "peak_rss_mb": peak_rss_mb()}
+                "peak_rss_mb": peak_rss_mb(), **layers}
 
 
 def main() -> None:

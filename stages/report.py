@@ -58,9 +58,15 @@ def recorded_runs(folder) -> dict:
     return {d.name: load_metrics(d / "metrics") for d in sorted(folder.iterdir()) if (d / "metrics").is_dir()}
 
 
-def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None) -> str:
+def read_params(path) -> dict:
+    """params.yaml's `targets`, checked (posecompress/report/targets.py)."""
+    return targets.read_targets(path)
+
+
+def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None, spec=None) -> str:
     """The report's Markdown; figures are written into `figures`, which sits beside the report.
-    `others`: {name: metrics} of other baselines' recorded runs, shown beside this one."""
+    `others`: {name: metrics} of other baselines' recorded runs, shown beside this one; `spec`: the
+    targets they are held to (read_params; none: no Targets section)."""
     m = load_metrics(metrics_dir)
     used, absent = set(), []
     parts = [HEADER]
@@ -73,7 +79,7 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None) -> 
             ("YOLO pose: ONNX and INT8 quantization", sections.quantization, []),
             ("All variants: accuracy, latency and size", sections.variants,
              benchmark_figure(plots, figures, statistic)),
-            ("Targets", lambda mm: targets.targets(mm, others), []),
+            ("Targets", lambda mm: targets.targets(mm, spec, others) if spec else ([], set()), []),
             *(recorded if others else []),
             ("Activity classifier", sections.classifier,
              copied_figures(plots, figures, "classifier*/**/confusion*.png",
@@ -105,7 +111,9 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="report Markdown to write")
     ap.add_argument("--figures", required=True, help="folder for the report's images, beside --out")
     ap.add_argument("--runs", help="folder of other baselines' recorded runs, <runs>/<name>/metrics/")
+    ap.add_argument("--params", default="params.yaml", help="params file holding `targets`")
     a = ap.parse_args()
+    spec = read_params(a.params)
     metrics_dir, plots, out, figures = Path(a.metrics), Path(a.plots), Path(a.out), Path(a.figures)
     if not metrics_dir.is_dir():
         raise InputError(f"metrics folder {metrics_dir}: not found")
@@ -113,7 +121,7 @@ def main() -> None:
         raise InputError(f"--figures {figures}: must sit beside the report {out}, for its relative links")
     # the temporary folder has the final folder's name, so the report's links hold once moved
     with atomic_path(figures) as tmp_figures:
-        text = build_report(metrics_dir, plots, tmp_figures, recorded_runs(a.runs))
+        text = build_report(metrics_dir, plots, tmp_figures, recorded_runs(a.runs), spec)
         with atomic_path(out) as tmp:
             tmp.write_text(text)
     print(f"report: {out} ({len(text.splitlines())} lines), figures in {figures}")

@@ -131,3 +131,14 @@ def finished_project(tmp_path_factory, tiny_inputs):
     # `dvc push --run-cache`, plus the objects of the run-cache's cache: false outputs
     run([sys.executable, "-m", "tools.push_run_cache"], repo)
     return repo, remote, first.stdout
+
+
+# fixtures that train a model or run stages and the pipeline: a test using any of them (directly
+# or through another fixture) is in the slow tier; `make test-fast` runs the rest
+SLOW_FIXTURES = {"tiny_yolo", "tiny_classifier", "tiny_inputs", "finished_project", "arch_model", "activity"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -16,7 +16,8 @@ from torch import nn
 from posecompress.yolo.exported import exported_model
 from posecompress.yolo.onnx_graph import float_nodes
 from posecompress.yolo.prunable import unfollowed_modules
-from posecompress.yolo.pruning import C2fTwoConv, prune_channels
+from posecompress.yolo.channel_pruning import prune_channels
+from posecompress.yolo.pruning import C2fTwoConv
 from posecompress.yolo.models import count_params, load_pose_model
 from tests.conftest import ROOT, run
 
@@ -68,7 +69,9 @@ def test_c3k2_blocks_lose_channels_and_keep_output_shapes(arch_model):
     c3k2 = {n: m.cv1.conv.out_channels for n, m in model.named_modules() if type(m).__name__ == "C3k2"}
     assert c3k2, arch
     params = count_params(load_pose_model(path))
-    prune_channels(model, 64, "l2", 0.3, 0.6, 8, False)
+    prune_channels(model, torch.rand(4, 3, 64, 64), {"criterion": "l2", "allocation": "uniform", "ratio": 0.3,
+                                                     "max_pruning_ratio": 0.6, "round_to": 8, "compensate": True,
+                                                     "keep_whole": [], "imgsz": 64, "batch": 4})
     modules = dict(model.named_modules())
     assert all(isinstance(modules[n], C2fTwoConv) for n in c3k2)
     after_halves = {n: modules[n].cv0.conv.out_channels + modules[n].cv1.conv.out_channels for n in c3k2}
@@ -126,6 +129,10 @@ def test_hardswish_stays_closer_to_the_model_than_relu_and_is_quantized_with_its
 
     params = yaml.safe_load(params_file.read_text())
     params["recipes"]["fast"]["prune"]["activation"] = "hardswish"
+    # BatchNorm statistics of a model trained one epoch are still mostly their initial values; the
+    # true ones scale its garbage keypoints to ~1e5 px, where float32 rounding alone passes the
+    # export's 0.01 px tolerance (real models: ~1e-3 with the statistics re-estimated)
+    params["recipes"]["fast"]["prune"]["adapt_bn"] = False
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     data, pruned, onnx_out = tiny_data / "pose" / "pose.yaml", tmp_path / "prune" / "model.pt", tmp_path / "m.onnx"
     stage("prune", "--recipe", "fast", "--model", path, "--data", data, "--out", pruned,

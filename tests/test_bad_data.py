@@ -1,4 +1,4 @@
-"""Bad data stops a stage before any work (issue 16): corrupt or unlabelled dataset files, an ONNX
+"""Bad data stops a stage before any work: corrupt or unlabelled dataset files, an ONNX
 model that is not a pose model, a fine-tune argument Ultralytics would reject late or ignore.
 Each refusal is one `error:` line, exit status 2, and no output left behind."""
 import json

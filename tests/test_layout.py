@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run
+from tools.code_deps import CODE_ROOTS, project_files
 
 
 def dvc_stages() -> dict:
@@ -30,34 +31,6 @@ def dvc_stages() -> dict:
 STAGES = dvc_stages()
 
 
-def module_file(name: str):
-    path = ROOT / Path(*name.split("."))
-    for candidate in (path / "__init__.py", path.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def project_files(module: str) -> set:
-    """Every project file a module runs: its imports (also those inside functions) and their
-    packages' __init__ files, followed through the project."""
-    seen, todo = set(), [module]
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        f = module_file(name)
-        if f is None or f in seen:
-            continue
-        seen.add(f)
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                todo += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-    return {f.relative_to(ROOT).as_posix() for f in seen}
-
-
 def test_stages_folder_holds_only_what_dvc_runs():
     run = {module for module, _, _ in STAGES.values()}
     modules = {f"stages.{p.stem}" for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__"}
@@ -65,11 +38,34 @@ def test_stages_folder_holds_only_what_dvc_runs():
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_stage_declares_the_code_it_runs(stage):
+def test_stage_declares_exactly_the_code_it_runs(stage):
+    """Files, not folders: nothing it imports missing (an edit would not re-run it), nothing it
+    does not import listed (an edit elsewhere would re-run it). `python -m tools.code_deps --write`
+    brings dvc.yaml up to date."""
     module, paths, _ = STAGES[stage]
-    undeclared = {f for f in project_files(module)
-                  if not any(f == p or f.startswith(p.rstrip("/") + "/") for p in paths)}
-    assert not undeclared, f"{stage} runs {sorted(undeclared)} but dvc.yaml does not list them"
+    declared = {p for p in paths if p.startswith(CODE_ROOTS)}
+    runs = project_files(module)
+    assert declared == runs, (f"{stage}: dvc.yaml misses {sorted(runs - declared)} and lists "
+                              f"{sorted(declared - runs)} it does not import")
+
+
+def test_an_edit_to_quantization_code_leaves_the_training_stages_alone(finished_project, tmp_path):
+    """A comment added to quantize_modes.py changes the quantize stages (and any other stage that
+    imports it), never eval_baseline, prune or finetune."""
+    import json
+    import shutil
+
+    repo, _, _ = finished_project
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy, symlinks=True)
+    with (copy / "posecompress/yolo/quantize_modes.py").open("a") as f:
+        f.write("# an edit\n")
+    status = json.loads(run(["dvc", "status", "--json"], copy).stdout)
+    changed = {name for name in status if ":" not in name}  # stage names, not .dvc files
+    importers = {s for s, (m, _, _) in STAGES.items() if "posecompress/yolo/quantize_modes.py" in project_files(m)}
+    assert {"quantize_baseline", "quantize@fast", "quantize@reference"} <= changed
+    assert changed == importers
+    assert not changed & {"eval_baseline", "prune@fast", "finetune@fast", "prune@reference", "finetune@reference"}
 
 
 def minimal_params(declared: list, tmp_path) -> Path:

@@ -1,4 +1,4 @@
-"""The OpenVINO path on a tiny model at 64 px (issue 15): quantize mode openvino -> the IR against
+"""The OpenVINO path on a tiny model at 64 px: quantize mode openvino -> the IR against
 its FP32 source on val images -> the benchmark, beside Ultralytics' own exports (the peer stage) ->
 prediction; the IgnoredScope found from the ONNX graph; nothing sent out or written under ~.
 

@@ -170,7 +170,7 @@ def test_fresh_clone_restores_stages_from_the_run_cache(finished, tmp_path):
 
 
 def test_fresh_clone_with_part_of_the_outputs_pulls_and_recomputes_only_the_rest(finished, tmp_path):
-    """The bundled remote's way (README, "A fresh clone"): the inputs and the slow stages' outputs
+    """The bundled remote's way (docs/sharing.md, "A fresh clone"): the inputs and the slow stages' outputs
     pushed, the rest left out; `dvc pull --allow-missing` exits 0 and `dvc repro` recomputes only
     what was left out, the pushed stages staying as they are."""
     repo, _ = finished
@@ -215,7 +215,7 @@ def test_experiment_with_a_set_parameter_and_the_plot_across_experiments(finishe
     assert out.stat().st_size > 0
 
 
-SWEEPS = {"recipes.fast.prune.ratio": ("prune@fast", 0.5),
+SWEEPS = {"recipes.fast.prune.gflops_reduction": ("prune@fast", 0.3),
           "recipes.fast.finetune.epochs": ("finetune@fast", 2),
           "recipes.reference.quantize.mode": ("quantize@reference", "static"),
           "recipes.fast.quantize.calibration_images": ("quantize@fast", 3)}

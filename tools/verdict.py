@@ -6,7 +6,8 @@ Compares metrics/ and dvc.lock of the working tree with those committed at --bas
 (posecompress/review/verdict.py says how each figure is judged). Writes --out: the verdict and its
 table first; plots that changed, before and after; then `dvc metrics diff` and `dvc params diff`
 in full and the pipeline's report, folded. Prints the verdict's first lines and exits 1 when a
-headline figure got worse beyond noise, so CI can gate on it (`make report BASE=<rev>`).
+headline figure got worse beyond noise or a target of params.yaml's `targets` is newly missed, so
+CI can gate on it (`make report BASE=<rev>`).
 """
 import argparse
 import subprocess
@@ -16,8 +17,9 @@ from pathlib import Path
 from posecompress.common.checks import InputError, run_stage
 from posecompress.common.outputs import atomic_path
 from posecompress.review.plots_diff import changed_plots
-from posecompress.review.verdict import (causes, folded, git, headline_figures, judge, lock_stages, metrics_at,
-                                         producer, verdict_lines, verdict_table)
+from posecompress.report.targets import read_targets
+from posecompress.review.verdict import (by_stage, causes, folded, git, headline_figures, judge, lock_stages,
+                                         metrics_at, producer, target_lines, verdict_lines, verdict_table)
 
 
 def dvc_md(*args) -> str:
@@ -35,7 +37,9 @@ def main() -> None:
     ap.add_argument("--report", help="the pipeline's report, folded in at the end")
     ap.add_argument("--out", help="Markdown to write (figures beside it, in <name>-figures/)")
     ap.add_argument("--floor", type=float, default=0.05, help="least noise band of a speed-up (fraction)")
+    ap.add_argument("--params", default="params.yaml", help="params file holding `targets`")
     a = ap.parse_args()
+    spec = read_targets(a.params)
     try:
         git("rev-parse", "--verify", f"{a.base}^{{commit}}")
     except InputError:
@@ -49,11 +53,13 @@ def main() -> None:
         base_lock = lock_stages(git("show", f"{a.base}:{a.lock}"))
     except InputError:
         base_lock = {}
-    rows = judge(headline_figures(metrics_at(a.base, metrics_dir)), headline_figures(metrics_at(None, metrics_dir)),
-                 a.floor)
+    base_metrics, head_metrics = metrics_at(a.base, metrics_dir), metrics_at(None, metrics_dir)
+    rows = judge(headline_figures(base_metrics), headline_figures(head_metrics), a.floor)
     why = {(r["file"], r["key"]): causes(base_lock, head_lock, producer(head_lock, f"{a.metrics}/{r['file']}") or "")
            for r in rows if r["verdict"] in ("worse", "better")}
     first, worse = verdict_lines(rows, a.base, why)
+    missed, newly_missed = target_lines(by_stage(base_metrics), by_stage(head_metrics), spec, a.base)
+    first += missed
     print("\n".join(first))
     if a.out:
         out = Path(a.out)
@@ -69,7 +75,7 @@ def main() -> None:
                 parts += folded("The pipeline's report", Path(a.report).read_text())  # its figures/ sits beside
             tmp.write_text("\n".join(parts) + "\n")
         print(f"pull request report: {out}")
-    sys.exit(1 if worse else 0)
+    sys.exit(1 if worse or newly_missed else 0)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,18 @@ def param(section: dict, key: str, kind: type, name: str, low=None, high=None,
     return value
 
 
+def unknown_keys(section: dict, known, name: str) -> None:
+    """InputError naming the first key of a parameter section that nothing reads, and the nearest
+    valid one: a typo (`ratoi: 0.5`) would otherwise leave the default in force, silently."""
+    import difflib
+
+    for key in section:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean {near[0]}?" if near else f"; valid keys: {', '.join(sorted(known))}"
+            raise InputError(f"parameter {name}.{key}: unknown key{hint}")
+
+
 def training_device(path) -> str:
     """params.yaml's training.device, resolved (resolve_device)."""
     return resolve_device(param(load_params(path, "training"), "device", str, "training.device"),

@@ -55,6 +55,21 @@ def _pruning_sentence(name: str, p: dict, f: dict) -> str:
     return (f"Recipe `{name}` {what}. Straight after pruning: {maps(p)}{study('79.67% / 34.38%')}{tuned}.")
 
 
+def layer_table(recipe: str, layers: dict) -> str:
+    """Every channel-pruned layer of a recipe, in model order: its channels before and after and
+    its share of the model's convolution work before pruning (folded: dozens of rows)."""
+    def order(name):
+        return [int(part) if part.isdigit() else part for part in name.split(".")]
+
+    rows = [[f"`{name.removesuffix('.conv')}`", num(v["channels_before"]), num(v["channels_after"]),
+             pct(1 - v["channels_after"] / v["channels_before"], 0), pct(v["gflops_share"], 1)]
+            for name, v in sorted(layers.items(), key=lambda kv: order(kv[0]))]
+    cut = sum(1 for v in layers.values() if v["channels_after"] < v["channels_before"])
+    return (f"<details><summary>Recipe `{recipe}`, layer by layer: {cut} of {len(layers)} layers lost channels "
+            f"(a layer is a convolution and every layer tied to its channels)</summary>\n\n"
+            + table(["layer", "channels", "kept", "removed", "share of GFLOPs"], rows) + "\n\n</details>")
+
+
 def pruning(m: dict):
     pruned, tuned = under(m, "prune"), under(m, "finetune")
     recipes = sorted(set(pruned) | set(tuned))
@@ -70,6 +85,7 @@ def pruning(m: dict):
                      pct(p.get(MAP[1])), pct(f.get(MAP[1]))])
     body.append(table(["recipe", "pruning", "params", "GFLOPs", "zeros (pruned)", "zeros (fine-tuned)",
                        "mAP50-95 pruned", "mAP50-95 fine-tuned"], rows))
+    body += [layer_table(r, pruned[r]["layers"]) for r in recipes if pruned.get(r, {}).get("layers")]
     return body, {f"prune/{r}" for r in pruned} | {f"finetune/{r}" for r in tuned}
 
 
@@ -237,7 +253,7 @@ def architectures(m: dict, others: dict):
     rows = [row for name, mm in [(f"{this} (this run)", m), *sorted(others.items())]
             for row in _architecture_rows(name, mm)]
     return ["The same recipes on other baselines, each run recorded under `results/<name>/` "
-            "(`dvc exp run -S baseline.model=...`, see the README). Speed-ups are against the "
+            "(`dvc exp run -S baseline.model=...`, see docs/architectures.md). Speed-ups are against the "
             "baseline's own FP32 ONNX file, in that run's benchmark.",
             table(["baseline", "INT8 of", "baseline mAP50", "mAP50-95", "GFLOPs cut", "fine-tuned mAP50-95",
                    "INT8 mAP50", "INT8 mAP50-95", "INT8 speed-up", "INT8 compressed", "smaller by"], rows)], set()

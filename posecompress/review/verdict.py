@@ -230,5 +230,33 @@ def verdict_table(rows: list) -> list:
     return out
 
 
+def by_stage(metrics: dict) -> dict:
+    """metrics_at's {path: data} keyed as the report keys them: `benchmark`, `prune/fast`, ..."""
+    return {k.removesuffix(".json"): v for k, v in metrics.items()}
+
+
+def target_lines(base: dict, head: dict, spec: dict, base_rev: str) -> tuple:
+    """(lines, newly missed count): every target the head run misses (params.yaml's `targets`, as
+    the report holds them), each said to be new or also missed at base. Only a newly missed target
+    fails the check: one the base already missed is not this change's doing."""
+    from posecompress.report.targets import MISSED, target_results, targets_of
+
+    def missed(m):
+        bm = m.get("benchmark") or {}
+        return {(t["variant"], t["figure"], t["against"], t["bound"]): t
+                for t in target_results(bm, targets_of(m, spec), spec["accuracy_floor"]) if t["state"] == MISSED}
+
+    now, before = missed(head), missed(base)
+    lines = []
+    for key, t in now.items():
+        bound = f"{t['bound']:g}× as fast as" if t["figure"] == "speed" else f"within {100 * t['bound']:.2f} points of"
+        what = "speed" if t["figure"] == "speed" else f"pose {t['figure'].removeprefix('pose_')}"
+        lines.append(f"- `{t['variant']}` {what} {bound} `{t['against']}`: "
+                     f"{'also missed at' if key in before else '**newly missed**, met or absent at'} `{base_rev}`")
+    new = sum(1 for k in now if k not in before)
+    head_line = [f"**{len(now)} target{'s' * (len(now) != 1)} missed** (params.yaml's `targets`), {new} newly:"] if now else []
+    return head_line + lines, new
+
+
 def folded(summary: str, body: str) -> list:
     return [f"<details><summary>{summary}</summary>\n", body or "No change.", "\n</details>\n"]

@@ -7,15 +7,18 @@ prune stage reads this table and nothing else.
 from typing import Callable, NamedTuple
 
 from posecompress.common.checks import InputError, param
+from posecompress.yolo.channel_pruning import ALLOCATIONS, PruningError, adapt_batchnorm, prune_channels
 from posecompress.yolo.prunable import unfollowed_modules
-from posecompress.yolo.pruning import (ACTIVATIONS, CRITERIA, SCOPES, STRUCTURED, UNSTRUCTURED, prune_channels,
-                                       prune_unstructured, swap_activation)
+from posecompress.yolo.pruning import (ACTIVATIONS, CRITERIA, SCOPES, STRUCTURED, UNSTRUCTURED, prune_unstructured,
+                                       swap_activation)
 
 
 class PruneMethod(NamedTuple):
     params: Callable  # (section, dotted name) -> the method's own parameters, checked
     check: Callable   # (torch module, params, recipe) -> None, or InputError naming what it cannot prune
-    prune: Callable   # (torch module, params) -> the record saved in the checkpoint
+    prune: Callable   # (torch module, params, train images tensor or None) -> the record saved in the checkpoint
+    needs_images: bool = False  # whether prune reads train images (calibration_images of them)
+    optional: tuple = ()        # keys it reads besides the checked parameters params returns
 
 
 def type_names(section: dict, key: str, name: str) -> list:
@@ -32,19 +35,31 @@ def _unstructured_params(s: dict, n: str) -> dict:
             "include_head": param(s, "include_head", bool, f"{n}.include_head")}
 
 
-def _unstructured(module, p: dict) -> dict:
+def _unstructured(module, p: dict, images) -> dict:
     return {"method": UNSTRUCTURED, "layers": prune_unstructured(module, p["amount"], p["scope"], p["include_head"])}
 
 
 def _channel_params(s: dict, n: str) -> dict:
-    return {"criterion": param(s, "criterion", str, f"{n}.criterion", choices=CRITERIA),
-            "ratio": param(s, "ratio", float, f"{n}.ratio", 0.0, 1.0, high_open=True),
-            "max_pruning_ratio": param(s, "max_pruning_ratio", float, f"{n}.max_pruning_ratio", 0.0, 1.0,
-                                       high_open=True),
-            "round_to": param(s, "round_to", int, f"{n}.round_to", 1, 256),
-            "global_pruning": param(s, "global_pruning", bool, f"{n}.global_pruning"),
-            "activation": param(s, "activation", str, f"{n}.activation", choices=ACTIVATIONS),
-            "keep_whole": type_names(s, "keep_whole", f"{n}.keep_whole")}
+    p = {"criterion": param(s, "criterion", str, f"{n}.criterion", choices=CRITERIA),
+         "allocation": param(s, "allocation", str, f"{n}.allocation", choices=ALLOCATIONS),
+         "max_pruning_ratio": param(s, "max_pruning_ratio", float, f"{n}.max_pruning_ratio", 0.0, 1.0,
+                                    high_open=True),
+         "round_to": param(s, "round_to", int, f"{n}.round_to", 1, 256),
+         "compensate": param(s, "compensate", bool, f"{n}.compensate"),
+         "adapt_bn": param(s, "adapt_bn", bool, f"{n}.adapt_bn"),
+         "calibration_images": param(s, "calibration_images", int, f"{n}.calibration_images", 1, 100000),
+         "activation": param(s, "activation", str, f"{n}.activation", choices=ACTIVATIONS),
+         "keep_whole": type_names(s, "keep_whole", f"{n}.keep_whole")}
+    # each allocation reads its own budget and refuses the other's, which it would ignore
+    own, other = ("ratio", "gflops_reduction") if p["allocation"] == "uniform" else ("gflops_reduction", "ratio")
+    if other in s:
+        raise InputError(f"parameter {n}.{other}: not read by allocation {p['allocation']} (it reads {own}); "
+                         f"remove it, or set allocation: {'sensitivity' if other == 'gflops_reduction' else 'uniform'}")
+    p[own] = param(s, own, float, f"{n}.{own}", 0.0, 1.0, high_open=True)
+    if own == "ratio" and p["ratio"] > p["max_pruning_ratio"]:
+        raise InputError(f"parameter {n}.ratio: {p['ratio']:g} is above max_pruning_ratio "
+                         f"{p['max_pruning_ratio']:g}, which no layer may lose; lower ratio or raise max_pruning_ratio")
+    return p
 
 
 def _channel_check(module, p: dict, recipe: str) -> None:
@@ -58,16 +73,19 @@ def _channel_check(module, p: dict, recipe: str) -> None:
                          f"method: {UNSTRUCTURED}")
 
 
-def _channel(module, p: dict) -> dict:
+def _channel(module, p: dict, images) -> dict:
     try:
-        prune_channels(module, p["imgsz"], p["criterion"], p["ratio"], p["max_pruning_ratio"],
-                       p["round_to"], p["global_pruning"], p["keep_whole"])
-    except (IndexError, RuntimeError, ValueError, MemoryError) as e:  # a block _channel_check let through
+        layers = prune_channels(module, images, p)
+    except PruningError as e:
+        raise InputError(f"channel pruning: {e}") from None
+    except (IndexError, RuntimeError, MemoryError) as e:  # a block _channel_check let through
         raise InputError(f"channel pruning failed inside Torch-Pruning ({e.__class__.__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); add the block it failed on to "
                          f"keep_whole, or use method: {UNSTRUCTURED}"[:400]) from None
     swapped = swap_activation(module, p["activation"])
-    return {"method": STRUCTURED, "activation": p["activation"],
+    if p["adapt_bn"]:  # after the swap: the new activations change every distribution after them
+        adapt_batchnorm(module, images, p["batch"])
+    return {"method": STRUCTURED, "activation": p["activation"], "channels": layers,
             **({f"{p['activation']}_swapped": swapped} if swapped else {})}
 
 
@@ -75,5 +93,6 @@ PRUNE_METHODS = {
     # the study's: the smallest |w| zeroed in place, zeros saved and counted as the study did
     UNSTRUCTURED: PruneMethod(_unstructured_params, lambda module, p, recipe: None, _unstructured),
     # whole channels removed outside the Pose head (Torch-Pruning): the one that speeds up
-    STRUCTURED: PruneMethod(_channel_params, _channel_check, _channel),
+    STRUCTURED: PruneMethod(_channel_params, _channel_check, _channel, needs_images=True,
+                            optional=("ratio", "gflops_reduction")),
 }

@@ -17,7 +17,9 @@ import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
 
 UNSTRUCTURED, STRUCTURED = "l1_unstructured", "channel"
 SCOPES = ("layer", "global")  # each layer loses `amount` of its weights, or the smallest `amount` overall
-CRITERIA = ("l1", "l2", "bn_scale", "lamp", "fpgm", "random")
+# channel importance: Torch-Pruning's, or "variance" (how much the channel's output varies on train
+# images: what compensation cannot keep)
+CRITERIA = ("variance", "l1", "l2", "bn_scale", "lamp", "fpgm", "random")
 # keep the model's SiLU, or swap it for ReLU or Hardswish (see swap_activation)
 ACTIVATIONS = {"silu": None, "relu": nn.ReLU, "hardswish": nn.Hardswish}
 
@@ -131,34 +133,14 @@ def rewrite_c2f(model) -> int:
     return count
 
 
-def _importance(criterion: str):
+def importance(criterion: str):
+    """Torch-Pruning's importance estimator for a criterion of CRITERIA (all but "variance")."""
     import torch_pruning as tp
 
     imp = tp.importance
     return {"l1": lambda: imp.MagnitudeImportance(p=1), "l2": lambda: imp.MagnitudeImportance(p=2),
             "bn_scale": imp.BNScaleImportance, "lamp": imp.LAMPImportance,
             "fpgm": imp.FPGMImportance, "random": imp.RandomImportance}[criterion]()
-
-
-def prune_channels(model, imgsz: int, criterion: str, ratio: float, max_ratio: float,
-                   round_to: int, global_pruning: bool, keep_whole=()) -> None:
-    """Remove `ratio` of the channels (per layer, at most `max_ratio`) outside the blocks left
-    whole (whole_blocks), in place. The model must have passed unfollowed_modules."""
-    import torch_pruning as tp
-
-    from posecompress.yolo.prunable import whole_blocks
-
-    rewrite_c2f(model)
-    model.eval()
-    for p in model.parameters():  # the dependency graph is traced through autograd
-        p.requires_grad_(True)
-    pruner = tp.pruner.MetaPruner(
-        model, torch.zeros(1, 3, imgsz, imgsz), importance=_importance(criterion),
-        global_pruning=global_pruning, pruning_ratio=ratio, max_pruning_ratio=max_ratio,
-        round_to=round_to or None, ignored_layers=whole_blocks(model, keep_whole))
-    pruner.step()
-    for p in model.parameters():
-        p.requires_grad_(False)
 
 
 def swap_activation(model, activation: str) -> int:
