@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -213,6 +214,35 @@ def test_experiment_with_a_set_parameter_and_the_plot_across_experiments(finishe
     assert len(by_name) == 2 and "bigger" in by_name  # the commit (named by its branch) and the experiment
     assert float(by_name["bigger"][2]) > float(by_name[next(n for n in by_name if n != "bigger")][2])
     assert out.stat().st_size > 0
+
+
+def test_queued_experiments_run_two_at_a_time_and_are_plotted_together(finished, tmp_path):
+    """The README's sweep: three experiments queued, `dvc queue start --jobs 2`, their metrics read
+    with `dvc exp show --json` and drawn by tools.exp_plot, one point each."""
+    repo, _ = finished
+    clone = git_clone(repo, tmp_path / "clone")
+    run(["dvc", "pull", "-q"], clone)
+    imgsz = yaml.safe_load((clone / "params.yaml").read_text())["eval_baseline"]["imgsz"]
+    sizes = [imgsz + 32, imgsz + 64, imgsz + 96]
+    run(["dvc", "exp", "run", "--queue", "-S", f"eval_baseline.imgsz={','.join(map(str, sizes))}"], clone)
+    run(["dvc", "queue", "start", "--jobs", "2"], clone)
+    for _ in range(900):  # the workers run in the background: wait for them, 15 min at most
+        status = run(["dvc", "queue", "status"], clone).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(1)
+    assert status.count("Success") == 3, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], clone).stdout)
+    exps = [r for c in shown for e in (c.get("experiments") or []) for r in e["revs"]]
+    got = sorted(e["data"]["params"]["params.yaml"]["data"]["eval_baseline"]["imgsz"] for e in exps)
+    assert got == sizes
+    out = tmp_path / "plot" / "exp.png"
+    run([sys.executable, "-m", "tools.exp_plot", "--x", "metrics/eval_baseline.json:gflops",
+         "--y", "metrics/eval_baseline.json:pose_map50_95", "--out", str(out)], clone)
+    rows = out.with_suffix(".csv").read_text().splitlines()[1:]
+    assert len(rows) == 4 and out.stat().st_size > 0  # the commit and the three experiments
+    gflops = sorted(float(r.split(",")[2]) for r in rows)
+    assert len(set(gflops)) == 4  # each experiment measured at its own size
 
 
 SWEEPS = {"recipes.fast.prune.gflops_reduction": ("prune@fast", 0.3),
