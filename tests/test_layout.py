@@ -104,3 +104,47 @@ def test_pipeline_and_tools_do_not_import_the_demo():
         for f in (ROOT / folder).rglob("*.py"):
             module = ".".join(f.relative_to(ROOT).with_suffix("").parts)
             assert not [x for x in project_files(module) if x.startswith("demo/")], module
+
+
+def documented_settings() -> list:
+    """(file, name, value) of every `-S name=value` in the README's and docs' `dvc exp run`
+    examples; a sweep's comma list gives each of its values."""
+    import re
+    import shlex
+
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in doc.read_text().splitlines():
+            commands = re.findall(r"`([^`]*dvc exp run[^`]*)`", line) or \
+                ([line.split("#")[0]] if line.lstrip().startswith("dvc exp run") else [])
+            for command in commands:
+                words = shlex.split(command)
+                for flag, setting in zip(words, words[1:]):
+                    if flag == "-S" and "=" in setting:
+                        name, values = setting.lstrip("+").split("=", 1)
+                        found += [(doc.name, name, yaml.safe_load(v)) for v in re.split(r",(?![^\[]*\])", values)]
+    return found
+
+
+@pytest.mark.parametrize("doc, name, value", documented_settings())
+def test_every_documented_setting_is_accepted_by_the_stages_reading_it(doc, name, value, tmp_path):
+    """Each example parameter, set in params.yaml, passes the parameter reader of every stage that
+    declares it (a missing companion key or a value out of range would stop the experiment)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    node, keys = params, name.split(".")
+    for k in keys[:-1]:
+        node = node[k]
+    assert keys[-1] in node or name.startswith("baseline."), f"{doc}: {name} is not in params.yaml"
+    node[keys[-1]] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    readers = [s for s, (m, _, declared) in STAGES.items()
+               if any(name == d or name.startswith(d + ".") for d in declared)
+               and hasattr(importlib.import_module(m), "read_params")]
+    assert readers or name.startswith("baseline."), f"{doc}: no stage reads {name}"
+    for stage in readers:
+        read_params = importlib.import_module(STAGES[stage][0]).read_params
+        if "recipe" in inspect.signature(read_params).parameters:
+            read_params(path, stage.split("@")[1])
+        else:
+            read_params(path)
