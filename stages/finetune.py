@@ -6,7 +6,9 @@
 
 `recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
 and `batch` required; any other `yolo train` argument allowed, name and value checked up front
-by posecompress.yolo.train_args), plus one key of this stage's own, `frozen_bn` (see FROZEN_BN). The trainer
+by posecompress.yolo.train_args), plus two keys of this stage's own: `frozen_bn` (see FROZEN_BN)
+and `distill` (true: Ultralytics' knowledge distillation from the unpruned `--teacher`, weighted
+by its `dis` argument; the teacher is a stage input, so it is given here, not as `distill_model`). The trainer
 trains the pruned module itself: a pruned model cannot be rebuilt from its YAML. Weights zeroed
 by unstructured pruning are re-zeroed after every optimizer step, in the model and in its EMA
 (the EMA is what gets saved), so the prune ratio after fine-tuning equals the ratio before it
@@ -25,7 +27,8 @@ from posecompress.yolo.pruning import apply_masks, read_checkpoint, save_checkpo
 from posecompress.yolo.train_args import check_train_args
 from posecompress.yolo.models import count_params, gflops, load_pose_model, validate
 
-RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir")
+RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir",
+            "distill_model")
 DEFAULTS = {"workers": 2, "plots": False, "amp": False, "verbose": False}
 # What `freeze` does to the BatchNorm layers of the frozen modules. Ultralytics 8.4 puts them in
 # eval mode (BaseTrainer._model_train, a 2024 change; cf. PR #8753). Before it, `freeze` stopped
@@ -44,13 +47,19 @@ def read_params(path, recipe: str) -> dict:
     if frozen_bn not in FROZEN_BN:
         raise InputError(f"parameter {n}.frozen_bn: {frozen_bn!r} is not one of "
                          + "; ".join(f"{k} ({v})" for k, v in FROZEN_BN.items()))
+    distill = param(s, "distill", bool, f"{n}.distill") if "distill" in s else False
+    s.pop("distill", None)
+    if "dis" in s and not distill:
+        raise InputError(f"parameter {n}.dis: the distillation weight is read only with distill: true")
     param(s, "epochs", int, f"{n}.epochs", 1, 10000)
     param(s, "imgsz", int, f"{n}.imgsz", 32, 4096)
     param(s, "batch", int, f"{n}.batch", 1, 1024)
     for key in RESERVED:
         if key in s:
-            raise InputError(f"parameter {n}.{key}: set by the pipeline, not a recipe parameter")
-    return {**DEFAULTS, **check_train_args(s, n), "frozen_bn": frozen_bn, "device": training_device(path)}
+            hint = " (distill: true learns from the baseline model)" if key == "distill_model" else ""
+            raise InputError(f"parameter {n}.{key}: set by the pipeline, not a recipe parameter{hint}")
+    return {**DEFAULTS, **check_train_args(s, n), "frozen_bn": frozen_bn, "distill": distill,
+            "device": training_device(path)}
 
 
 def _trainer_class(frozen_bn: str):
@@ -90,50 +99,65 @@ def print_progress(trainer) -> None:
           f"{per_epoch:.0f} s an epoch, about {per_epoch * (total - done) / 60:.0f} min left", flush=True)
 
 
-def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir):
-    """Train the checkpoint; returns the best EMA module in float32, the run's results.csv and
-    the trainer's arguments (saved in the checkpoint as Ultralytics does)."""
+def _student(module):
+    """The model being trained: under distillation Ultralytics wraps it with the teacher
+    (DistillationModel), whose EMA keeps the student and the feature projectors."""
+    return getattr(module, "student_model", module)
+
+
+def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir, teacher=None):
+    """Train the checkpoint (distilling from `teacher` when train_args["distill"]); returns the
+    best EMA module in float32, the run's results.csv and the trainer's arguments (saved in the
+    checkpoint as Ultralytics does)."""
     from ultralytics.utils.torch_utils import unwrap_model
 
     train_args = dict(train_args)
+    if train_args.pop("distill"):
+        train_args["distill_model"] = str(teacher)
     trainer = _trainer_class(train_args.pop("frozen_bn"))(overrides={
         **train_args, "model": str(model_path), "data": str(dataset_yaml),
         "project": str(run_dir), "name": "finetune", "exist_ok": True})
     kept = {}
 
     def take_masks(tr):
-        module = unwrap_model(tr.model)
+        module = _student(unwrap_model(tr.model))
         kept["masks"] = {n: m.weight.detach() != 0 for n, m in module.named_modules() if n in masked_layers}
 
     def reapply_masks(tr):  # after the optimizer step and the EMA update of this batch
-        apply_masks(unwrap_model(tr.model), masked_layers, kept["masks"])
-        apply_masks(tr.ema.ema, masked_layers, kept["masks"])
+        apply_masks(_student(unwrap_model(tr.model)), masked_layers, kept["masks"])
+        apply_masks(_student(tr.ema.ema), masked_layers, kept["masks"])
 
     def keep_best(tr):  # Ultralytics' best.pt is half precision; keep the float32 EMA it came from
         if tr.fitness is not None and tr.best_fitness == tr.fitness:
-            kept["best"] = deepcopy(tr.ema.ema)
+            kept["best"] = deepcopy(_student(tr.ema.ema))
 
     trainer.add_callback("on_train_start", take_masks)
     trainer.add_callback("on_fit_epoch_end", print_progress)
     trainer.add_callback("on_train_batch_end", reapply_masks)
     trainer.add_callback("on_model_save", keep_best)
     trainer.train()
-    best = kept["best"] if "best" in kept else deepcopy(trainer.ema.ema)
+    best = kept["best"] if "best" in kept else deepcopy(_student(trainer.ema.ema))
     best.criterion = None  # training-only state
     return best.float().cpu().eval(), Path(trainer.save_dir) / "results.csv", vars(trainer.args)
 
 
-def finetune_and_measure(model_path, dataset_yaml, out, plots, train_args: dict) -> dict:
+def finetune_and_measure(model_path, dataset_yaml, out, plots, train_args: dict, teacher=None) -> dict:
     """Fine-tune, save the model to `out` and the curves to `plots`, measure the saved file."""
     if existing_file(model_path, "model").suffix != ".pt":
         raise InputError(f"model {model_path}: expected a PyTorch .pt checkpoint")
     pruned = load_pose_model(model_path)
+    if train_args["distill"]:
+        if teacher is None:
+            raise InputError("distill: true needs the unpruned model to learn from: --teacher <baseline .pt>")
+        if existing_file(teacher, "teacher").suffix != ".pt":
+            raise InputError(f"teacher {teacher}: expected a PyTorch .pt checkpoint")
+        load_pose_model(teacher)  # a pose model, refused in one line otherwise
     record = read_checkpoint(model_path).get("pruning") or {}
     layers = record.get("layers", [])
     before = sparsity(pruned.model, layers) if layers else {}
     imgsz, batch = train_args["imgsz"], train_args["batch"]
     with scratch_dir("train") as run_dir, atomic_path(out) as tmp:
-        module, results, args = finetune(model_path, dataset_yaml, train_args, layers, run_dir)
+        module, results, args = finetune(model_path, dataset_yaml, train_args, layers, run_dir, teacher)
         save_checkpoint(module, tmp, {"train_args": args}, record)
         tuned = load_pose_model(tmp)
         counts = sparsity(tuned.model, layers) if layers else {}
@@ -155,11 +179,12 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="fine-tuned checkpoint to write")
     ap.add_argument("--metrics", required=True, help="metrics JSON to write")
     ap.add_argument("--plots", help="CSV of per-epoch training results to write")
+    ap.add_argument("--teacher", help="the unpruned model a recipe with distill: true learns from")
     ap.add_argument("--params", default="params.yaml")
     a = ap.parse_args()
     p = read_params(a.params, a.recipe)
     dataset = pose_dataset_yaml(a.data)
-    m = finetune_and_measure(a.model, dataset, a.out, a.plots, p)
+    m = finetune_and_measure(a.model, dataset, a.out, a.plots, p, a.teacher)
     write_json(a.metrics, m)
     ratio = f", prune_ratio {m['prune_ratio']:.4f}" if "prune_ratio" in m else ""
     print(f"finetune {a.recipe}: pose mAP50 {m['pose_map50']:.4f}, mAP50-95 {m['pose_map50_95']:.4f}, "

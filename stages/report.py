@@ -15,7 +15,7 @@ from pathlib import Path
 
 from posecompress.report import sections, targets
 from posecompress.common.checks import InputError, run_stage
-from posecompress.report.figures import LATENCY_COLUMNS, compare_bars, read_points, scatter
+from posecompress.report.figures import LATENCY_COLUMNS, compare_bars, curves, read_points, scatter
 from posecompress.report.markdown import load_metrics
 from posecompress.common.outputs import atomic_path
 
@@ -37,6 +37,36 @@ def benchmark_figure(plots: Path, figures: Path, statistic=None) -> list:
             return [f"![accuracy against latency]({figures.name}/{png.name})",
                     f"*From `{csv_path.as_posix()}`: `{y}` against `{x}`.*"]
     return []
+
+
+FINETUNE_Y = "metrics/mAP50-95(P)"  # the pose mAP50-95 column of Ultralytics' results.csv
+
+
+def finetune_figure(plots: Path, figures: Path, runs=None, baseline=None) -> list:
+    """Every recipe's pose mAP50-95 per fine-tune epoch, this run's beside the recorded runs'
+    (<runs>/<name>/plots/finetune/), the baseline's as a level; Markdown lines."""
+    import csv
+
+    sources = [("", plots)] + [(f"{d.name}: ", d / "plots") for d in
+                               (sorted(Path(runs).iterdir()) if runs and Path(runs).is_dir() else [])]
+    series = {}
+    for prefix, folder in sources:
+        for path in sorted(folder.glob("finetune/*.csv")) if folder.is_dir() else []:
+            with path.open() as f:
+                rows = [{k.strip(): v for k, v in r.items() if k} for r in csv.DictReader(f)]
+            if len(rows) > 1:  # a one-epoch fine-tune is a point, in the table already
+                series[f"{prefix}{path.stem}"] = rows
+    if not series:
+        return []
+    level = ("baseline", baseline) if baseline is not None else None
+    png = curves(series, "epoch", FINETUNE_Y, figures / "finetune_curves.png",
+                 "Pose mAP50-95 on val after each fine-tune epoch", level)
+    recorded = any(": " in name for name in series)
+    return [f"![fine-tune curves]({figures.name}/{png.name})",
+            f"*From `{(plots / 'finetune').as_posix()}/<recipe>.csv`"
+            + (f" and the recorded runs' `{Path(runs).as_posix()}/<run>/plots/finetune/`" if recorded else "")
+            + " (fine-tunes of more than one epoch): the EMA weights validated after each epoch, as"
+            " Ultralytics' trainer does; the baseline as its own validation measured it.*"]
 
 
 def copied_figures(plots: Path, figures: Path, pattern: str, caption: str) -> list:
@@ -63,10 +93,11 @@ def read_params(path) -> dict:
     return targets.read_targets(path)
 
 
-def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None, spec=None) -> str:
+def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None, spec=None, runs=None) -> str:
     """The report's Markdown; figures are written into `figures`, which sits beside the report.
     `others`: {name: metrics} of other baselines' recorded runs, shown beside this one; `spec`: the
-    targets they are held to (read_params; none: no Targets section)."""
+    targets they are held to (read_params; none: no Targets section); `runs`: the folder they were
+    read from, whose fine-tune curves are drawn beside this run's."""
     m = load_metrics(metrics_dir)
     used, absent = set(), []
     parts = [HEADER]
@@ -75,7 +106,8 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None, spe
     recorded = [("Other baselines: YOLO11, YOLO26, ...", lambda mm: sections.architectures(mm, others), [])]
     for title, section, extra in (
             ("YOLO pose: baseline", sections.baseline, []),
-            ("YOLO pose: pruning and fine-tuning", sections.pruning, []),
+            ("YOLO pose: pruning and fine-tuning", sections.pruning,
+             finetune_figure(plots, figures, runs, (m.get("eval_baseline") or {}).get("pose_map50_95"))),
             ("YOLO pose: ONNX and INT8 quantization", sections.quantization, []),
             ("All variants: accuracy, latency and size", sections.variants,
              benchmark_figure(plots, figures, statistic)),
@@ -121,7 +153,7 @@ def main() -> None:
         raise InputError(f"--figures {figures}: must sit beside the report {out}, for its relative links")
     # the temporary folder has the final folder's name, so the report's links hold once moved
     with atomic_path(figures) as tmp_figures:
-        text = build_report(metrics_dir, plots, tmp_figures, recorded_runs(a.runs), spec)
+        text = build_report(metrics_dir, plots, tmp_figures, recorded_runs(a.runs), spec, a.runs)
         with atomic_path(out) as tmp:
             tmp.write_text(text)
     print(f"report: {out} ({len(text.splitlines())} lines), figures in {figures}")

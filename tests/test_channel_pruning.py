@@ -184,3 +184,55 @@ def test_zero_means_not_pruned(tiny_yolo):
                                                       "batch": 4, **p})
         assert all(v["channels_after"] == v["channels_before"] for v in record.values())
         assert sum(t.numel() for t in model.parameters()) == params
+
+
+def _head_convs(model) -> tuple:
+    """(output convolutions, inner convolutions) of the model's head: name -> out_channels."""
+    from posecompress.yolo.prunable import head_outputs
+
+    head = model.model[-1]
+    outputs = set(head_outputs(head))
+    convs = {n: m for n, m in head.named_modules() if isinstance(m, nn.Conv2d)}
+    return ({n: m.out_channels for n, m in convs.items() if m in outputs},
+            {n: m.out_channels for n, m in convs.items() if m not in outputs})
+
+
+@pytest.mark.parametrize("prune_head", [False, True])
+def test_the_head_loses_inner_channels_only_with_prune_head(tiny_yolo, prune_head):
+    model = load_pose_model(tiny_yolo).model.eval()
+    x = images(2)
+    with torch.no_grad():
+        shape = model(x)[0].shape
+    outputs, inner = _head_convs(model)
+    assert outputs and inner
+    record = cp.prune_channels(model, images(8), {
+        "criterion": "variance", "allocation": "uniform", "ratio": 0.3, "max_pruning_ratio": 0.6,
+        "round_to": 4, "compensate": True, "keep_whole": [], "imgsz": IMGSZ, "batch": 4, "prune_head": prune_head})
+    outputs_after, inner_after = _head_convs(model)
+    assert outputs_after == outputs  # the predictions keep their channels
+    head_layers = [n for n in record if n.startswith(f"model.{len(model.model) - 1}.")]
+    if prune_head:
+        assert any(inner_after[n] < inner[n] for n in inner) and head_layers
+    else:
+        assert inner_after == inner and not head_layers
+    with torch.no_grad():
+        assert model(x)[0].shape == shape
+
+
+def test_a_pruned_head_is_measured_on_its_predictions(tiny_yolo):
+    """The head's own channels leave its inputs unchanged, so with prune_head every layer's damage is
+    measured on the predictions: a head layer's is zero untouched and positive pruned."""
+    from posecompress.yolo.prunable import whole_blocks
+
+    model = load_pose_model(tiny_yolo).model.eval()
+    rewrite_c2f(model)
+    layout = cp.Layout(model, IMGSZ, whole_blocks(model, prune_head=True))
+    stats = cp.channel_statistics(model, images(), 4)
+    order = cp.channel_order(layout, "variance", stats)
+    cuts = cp.allowed_cuts(layout, 0.6, 4)
+    distortion = cp.sensitivity(layout, order, stats, images(4), 4, cuts, at_outputs=True)
+    head = [n for n in distortion if n.startswith(f"model.{len(model.model) - 1}.") and cuts[n]]
+    assert head
+    for n in head:
+        levels = [distortion[n][k] for k in sorted(distortion[n])]
+        assert levels[0] == 0.0 and min(levels[1:]) > 0, (n, levels)

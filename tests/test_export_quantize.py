@@ -71,6 +71,24 @@ def test_export_passes_checker_and_matches_pytorch(exported):
     assert all(0 <= m[k] <= 1 for k in ACCURACY) and m["size_bytes"] == path.stat().st_size
 
 
+def test_end_to_end_rows_are_compared_whatever_their_score():
+    """An end-to-end head's rows of a weak model all score under the 0.05 floor: the top rows are
+    compared anyway, in either order, and a difference in them is found."""
+    from stages.export_onnx import END2END_TOP_ROWS, output_diff
+
+    rng = np.random.default_rng(0)
+    ref = rng.random((1, 300, 57)).astype(np.float32)
+    ref[0, :, 4] = np.sort(rng.random(300) * 0.04)[::-1]  # every score under the floor, best first
+    swapped = ref.copy()
+    swapped[0, [0, 1]] = ref[0, [1, 0]]  # TopK may order near-equal scores either way
+    diff, compared = output_diff(ref, swapped, end2end=True)
+    assert diff == 0.0 and compared == 2 * END2END_TOP_ROWS * 57
+    moved = ref.copy()
+    moved[0, 3, 10] += 0.5  # one keypoint of the fourth-best row
+    assert output_diff(ref, moved, end2end=True)[0] >= 0.5 - 1e-6
+    assert output_diff(ref, moved, end2end=False) == (pytest.approx(0.5, abs=1e-6), ref.size)
+
+
 def test_export_beyond_tolerance_writes_nothing(tmp_path, tiny_data, tiny_yolo):
     """The parity check runs before the file is moved into place: a rejected export never appears."""
     res, out, metrics = export_stage(tmp_path, tiny_yolo, tiny_data / "pose" / "pose.yaml",

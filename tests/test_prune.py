@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from posecompress.common.checks import InputError
 from posecompress.yolo.onnx_graph import activation_nodes, float_nodes
 from posecompress.yolo.pruning import C2fTwoConv, read_checkpoint, rewrite_c2f, save_checkpoint, sparsity
 from posecompress.yolo.models import count_params, gflops, load_pose_model
@@ -134,7 +135,7 @@ def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(prun
     from stages.finetune import finetune
 
     path, before = pruned["fast"]
-    p = _finetune_params(params_file, "fast")
+    p = _finetune_params(params_file, "fast", distill=False)
     module, _, args = finetune(path, tiny_data / "pose" / "pose.yaml", p, [], tmp_path / "runs")
     assert count_params_of(module) == before["params"]  # the pruned module itself, not one rebuilt from YAML
     out = tmp_path / "tuned.pt"
@@ -153,6 +154,41 @@ def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(prun
     relus = {n.name for n in graph.node if n.op_type == "Relu"}
     assert relus and relus == activation_nodes(graph)
     assert not relus & set(float_nodes(graph, "head_decoding")) and relus & set(float_nodes(graph, "head"))
+
+
+def test_distillation_trains_the_pruned_student_alone(pruned, tiny_data, tiny_yolo, tmp_path, params_file):
+    """distill: true adds Ultralytics' distillation loss from the unpruned teacher; what is saved is
+    the pruned student, as pruned, with no teacher or projector in it."""
+    from stages.finetune import finetune_and_measure
+
+    path, before = pruned["fast"]
+    p = _finetune_params(params_file, "fast", distill=True, dis=6.0, epochs=1)
+    out, curves = tmp_path / "tuned.pt", tmp_path / "curves.csv"
+    metrics = finetune_and_measure(path, tiny_data / "pose" / "pose.yaml", out, curves, p, teacher=tiny_yolo)
+    assert metrics["params"] == before["params"]
+    module = load_pose_model(out).model
+    assert not any(n.startswith(("teacher_model", "projector", "student_model")) for n, _ in module.named_modules())
+    header, row = curves.read_text().splitlines()[:2]
+    assert float(dict(zip(header.split(","), row.split(",")))["train/dis_loss"]) > 0
+
+
+@pytest.mark.parametrize("changes, teacher, message", [
+    ({"distill": True}, None, "distill: true needs the unpruned model to learn from: --teacher"),
+    ({"distill_model": "x.pt"}, None, "recipes.fast.finetune.distill_model: set by the pipeline"),
+    ({"distill": False, "dis": 3.0}, None, "recipes.fast.finetune.dis: the distillation weight is read only"),
+    ({"distill": "yes"}, None, "recipes.fast.finetune.distill: expected bool"),
+])
+def test_distillation_settings_are_checked_before_training(pruned, tiny_data, tmp_path, params_file,
+                                                           changes, teacher, message):
+    from stages.finetune import finetune_and_measure, read_params
+
+    path, _ = pruned["fast"]
+    out = tmp_path / "tuned.pt"
+    with pytest.raises(InputError) as e:
+        p = read_params(_bad_params(params_file, tmp_path, "fast", "finetune", **changes), "fast")
+        finetune_and_measure(path, tiny_data / "pose" / "pose.yaml", out, None, p, teacher=teacher)
+    assert message in str(e.value), str(e.value)
+    assert not out.exists()
 
 
 def _bad_params(params_file, tmp_path, recipe, stage, **changes):
@@ -194,7 +230,6 @@ def test_stages_reject_a_model_that_is_not_pose(params_file, tmp_path, tiny_data
 
 
 def test_finetune_rejects_unknown_train_argument(params_file, tmp_path):
-    from posecompress.common.checks import InputError
     from stages.finetune import read_params
 
     with pytest.raises(InputError, match="recipes.fast.finetune"):

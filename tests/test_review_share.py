@@ -116,6 +116,30 @@ def test_report_shows_other_baselines_recorded_runs(finished, tmp_path):
     assert "## Other baselines" not in build_report(repo / "metrics", repo / "plots", tmp_path / "f2", {})
 
 
+def test_report_draws_fine_tune_curves_beside_recorded_ones(finished, tmp_path):
+    """Every recipe's mAP50-95 per epoch, this run's and a recorded run's (results/<name>/plots), in
+    one figure the report links; a run recorded without metrics adds a curve but no baseline rows."""
+    import csv
+
+    from stages.report import FINETUNE_Y, build_report, recorded_runs
+
+    repo, _ = finished
+    with (repo / "plots" / "finetune" / "fast.csv").open() as f:
+        ours = list(csv.DictReader(f))
+    assert ours and all(r[FINETUNE_Y] for r in ours)
+    old = tmp_path / "results" / "fast-longer" / "plots" / "finetune"
+    old.mkdir(parents=True)
+    with (old / "fast.csv").open("w", newline="") as f:  # the same columns, three epochs
+        w = csv.DictWriter(f, fieldnames=list(ours[0]))
+        w.writeheader()
+        w.writerows({**ours[0], "epoch": str(e)} for e in (1, 2, 3))
+    runs = tmp_path / "results"
+    text = build_report(repo / "metrics", repo / "plots", tmp_path / "figures", recorded_runs(runs), runs=runs)
+    assert "![fine-tune curves](figures/finetune_curves.png)" in text
+    assert "recorded runs' " in text and (tmp_path / "figures" / "finetune_curves.png").is_file()
+    assert recorded_runs(runs) == {} and "## Other baselines" not in text
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
     """Serves a folder read-only (GET/HEAD only) and records the paths asked for."""
     requested = []

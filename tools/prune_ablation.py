@@ -4,8 +4,8 @@
 
 For each GFLOPs budget, prunes the model (activation kept, round_to 1, max_pruning_ratio 0.6)
 with uniform allocation (the ratio that removes the budget), then with sensitivity allocation,
-each with and without compensation and adaptive BatchNorm, and validates it as the prune stage
-does. Prints a Markdown table; writes it as JSON with --out.
+each with and without compensation and adaptive BatchNorm, then with the head pruned too, and
+validates it as the prune stage does (--variants picks rows). Prints a Markdown table; writes it as JSON with --out.
 """
 import argparse
 import json
@@ -14,15 +14,16 @@ from posecompress.common.checks import pose_dataset_yaml
 from posecompress.yolo import channel_pruning as cp
 from posecompress.yolo.models import gflops, load_pose_model, validate
 
-VARIANTS = (  # (label, allocation, criterion, compensate, adapt_bn)
-    ("uniform, l2 (Torch-Pruning's default criterion)", "uniform", "l2", False, False),
-    ("uniform, l2, compensated", "uniform", "l2", True, False),
-    ("uniform, l2, compensated, adaptive BN", "uniform", "l2", True, True),
-    ("uniform, variance, compensated, adaptive BN", "uniform", "variance", True, True),
-    ("sensitivity, variance", "sensitivity", "variance", False, False),
-    ("sensitivity, variance, compensated", "sensitivity", "variance", True, False),
-    ("sensitivity, variance, adaptive BN", "sensitivity", "variance", False, True),
-    ("sensitivity, variance, compensated, adaptive BN (default)", "sensitivity", "variance", True, True),
+VARIANTS = (  # (label, allocation, criterion, compensate, adapt_bn, prune_head)
+    ("uniform, l2 (Torch-Pruning's default criterion)", "uniform", "l2", False, False, False),
+    ("uniform, l2, compensated", "uniform", "l2", True, False, False),
+    ("uniform, l2, compensated, adaptive BN", "uniform", "l2", True, True, False),
+    ("uniform, variance, compensated, adaptive BN", "uniform", "variance", True, True, False),
+    ("sensitivity, variance", "sensitivity", "variance", False, False, False),
+    ("sensitivity, variance, compensated", "sensitivity", "variance", True, False, False),
+    ("sensitivity, variance, adaptive BN", "sensitivity", "variance", False, True, False),
+    ("sensitivity, variance, compensated, adaptive BN (default)", "sensitivity", "variance", True, True, False),
+    ("the same, head pruned too (prune_head)", "sensitivity", "variance", True, True, True),
 )
 
 
@@ -57,8 +58,10 @@ def main() -> None:
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.10, 0.25])
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--images", type=int, default=256, help="calibration images")
+    ap.add_argument("--variants", type=int, nargs="+", help="rows of VARIANTS to run (0-based; default: all)")
     ap.add_argument("--out", help="JSON file to write")
     a = ap.parse_args()
+    chosen = [VARIANTS[i] for i in a.variants] if a.variants else VARIANTS
     data = pose_dataset_yaml(a.data)
     files = spread(dataset_images(data, "train"), a.images)
     images = torch.from_numpy(np.concatenate([validator_tensor(f, (a.imgsz, a.imgsz)) for f in files]))
@@ -67,11 +70,11 @@ def main() -> None:
     before = gflops(base, a.imgsz)
     for budget in a.budgets:
         ratio = uniform_ratio(a.model, a.imgsz, budget, 0.6)
-        for label, allocation, criterion, compensate, adapt_bn in VARIANTS:
+        for label, allocation, criterion, compensate, adapt_bn, prune_head in chosen:
             yolo = load_pose_model(a.model)
             p = {"criterion": criterion, "allocation": allocation, "ratio": ratio, "gflops_reduction": budget,
                  "max_pruning_ratio": 0.6, "round_to": 1, "compensate": compensate, "keep_whole": [],
-                 "imgsz": a.imgsz, "batch": 16}
+                 "imgsz": a.imgsz, "batch": 16, "prune_head": prune_head}
             cp.prune_channels(yolo.model, images, p)
             if adapt_bn:
                 cp.adapt_batchnorm(yolo.model, images, 16)

@@ -81,8 +81,9 @@ def compare_bars(labels: list, series: dict, path, ylabel: str, title: str) -> P
     return Path(path)
 
 
-def curves(series: dict, x: str, y: str, path, title: str) -> Path:
-    """PNG of one line per series ({name: CSV rows}), y against x; written atomically."""
+def curves(series: dict, x: str, y: str, path, title: str, level: tuple = None) -> Path:
+    """PNG of one line per series ({name: CSV rows}), y against x, and a dashed horizontal line at
+    `level` ((label, value)), if given; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,6 +93,8 @@ def curves(series: dict, x: str, y: str, path, title: str) -> Path:
     for name, rows in series.items():
         pts = [(float(r[x]), float(r[y])) for r in rows if r.get(x) and r.get(y)]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
+    if level:
+        ax.axhline(level[1], color="grey", linestyle="--", label=level[0])
     ax.set(xlabel=x, ylabel=y, title=title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -222,13 +222,60 @@ def _head_inputs(model, images: torch.Tensor, batch: int) -> list:
     return seen
 
 
+def _branches(preds) -> list:
+    """The head's raw prediction dicts (boxes, scores, keypoints; one per branch, Pose26 has two)
+    from its eval-mode output (decoded, raw)."""
+    if isinstance(preds, tuple):
+        preds = preds[1]
+    if "scores" in preds:
+        return [{k: v.clone() for k, v in preds.items() if k != "feats"}]
+    return [b for key in sorted(preds) for b in _branches(preds[key])]
+
+
+@torch.no_grad()
+def _head_outputs(model, images: torch.Tensor, batch: int) -> list:
+    """The head's raw predictions for each batch of images: what a pruned head is measured on, as
+    its own inner channels leave its inputs unchanged."""
+    head, seen = model.model[-1], []
+    hook = head.register_forward_hook(lambda m, i, o: seen.append(_branches(o)))
+    try:
+        for start in range(0, len(images), batch):
+            model(images[start:start + batch])
+    finally:
+        hook.remove()
+    return seen
+
+
+def _relative_error(p: torch.Tensor, r: torch.Tensor, weight=None) -> float:
+    w = 1.0 if weight is None else weight
+    return float((w * (p - r) ** 2).sum() / (w * r ** 2).sum().clamp_min(1e-12))
+
+
+def _prediction_error(pruned: list, reference: list) -> float:
+    """Relative squared error of one batch's predictions: class probabilities over every anchor,
+    boxes and keypoints weighted by how confident the unpruned model is that an anchor holds a
+    person (the background's boxes and keypoints are never used)."""
+    err = 0.0
+    for p, r in zip(pruned, reference):
+        prob = r["scores"].sigmoid()
+        weight = prob.amax(1, keepdim=True)
+        err += _relative_error(p["scores"].sigmoid(), prob)
+        err += sum(_relative_error(p[k], r[k], weight) for k in r if k != "scores")
+    return err
+
+
+def _input_error(pruned: list, reference: list) -> float:
+    return sum(_relative_error(p, r) for p, r in zip(pruned, reference))
+
+
 @torch.no_grad()
 def sensitivity(layout: Layout, order: dict, stats: Statistics, images: torch.Tensor, batch: int,
-                levels: dict) -> dict:
-    """group name -> {channels removed: distortion}: the head inputs' relative squared error when
-    that group alone loses its least important channels, replaced by their means (which is what
-    pruning with compensation leaves)."""
-    reference = _head_inputs(layout.model, images, batch)
+                levels: dict, at_outputs: bool = False) -> dict:
+    """group name -> {channels removed: distortion}: the head inputs' (`at_outputs`: the head's
+    predictions') relative squared error when that group alone loses its least important channels,
+    replaced by their means (which is what pruning with compensation leaves)."""
+    measure, error = (_head_outputs, _prediction_error) if at_outputs else (_head_inputs, _input_error)
+    reference = measure(layout.model, images, batch)
     blocks = _block_of(layout.model)
     result = {}
     for g in layout.groups:
@@ -246,13 +293,11 @@ def sensitivity(layout: Layout, order: dict, stats: Statistics, images: torch.Te
                     return o
                 hooks.append(blocks[conv].register_forward_hook(replace))
             try:
-                pruned = _head_inputs(layout.model, images, batch)
+                pruned = measure(layout.model, images, batch)
             finally:
                 for h in hooks:
                     h.remove()
-            err = sum(float(((p - r) ** 2).sum() / (r ** 2).sum().clamp_min(1e-12))
-                      for pb, rb in zip(pruned, reference) for p, r in zip(pb, rb))
-            result[g.name][n] = err / len(reference)
+            result[g.name][n] = sum(error(p, r) for p, r in zip(pruned, reference)) / len(reference)
     return result
 
 
@@ -300,10 +345,15 @@ def sensitivity_plan(layout: Layout, distortion: dict, gflops_reduction: float) 
 
 
 @torch.no_grad()
-def prune_with_compensation(layout: Layout, plan: dict, order: dict, stats: Statistics, compensate: bool) -> None:
+def prune_with_compensation(layout: Layout, plan: dict, order: dict, stats: Statistics, compensate: bool,
+                            twins: dict = None) -> None:
     """Remove plan[name] channels of each group (least important first), folding each removed
-    channel's mean, as every reader saw it, into the reader's BatchNorm mean or bias."""
-    graph, in_mean = layout.graph, dict(stats.in_mean)
+    channel's mean, as every reader saw it, into the reader's BatchNorm mean or bias. `twins`:
+    reader conv -> a conv the traced graph does not hold that reads the same features, pruned alike
+    (prunable.training_only_readers)."""
+    import torch_pruning as tp
+
+    graph, in_mean, twins = layout.graph, dict(stats.in_mean), twins or {}
     bn_after = {m.conv: m.bn for m in layout.model.modules()
                 if isinstance(getattr(m, "conv", None), nn.Conv2d) and isinstance(getattr(m, "bn", None), nn.BatchNorm2d)}
     for g in layout.groups:
@@ -316,15 +366,20 @@ def prune_with_compensation(layout: Layout, plan: dict, order: dict, stats: Stat
             if not (isinstance(conv, nn.Conv2d) and graph.is_in_channel_pruning_fn(item.dep.handler)):
                 continue
             idxs = torch.as_tensor(item.idxs)
-            if compensate and not _depthwise(conv) and conv in in_mean:
-                w = conv.weight[:, idxs].sum((2, 3))  # (out, removed): a constant input adds w @ mean
-                delta = w @ in_mean[conv][idxs].to(w.dtype)
-                if conv in bn_after:
-                    bn_after[conv].running_mean.sub_(delta)
-                elif conv.bias is not None:
-                    conv.bias.add_(delta)
-                else:
-                    conv.bias = nn.Parameter(delta.clone(), requires_grad=False)
+            for reader in (conv, twins.get(conv)):
+                if reader is None:
+                    continue
+                if compensate and not _depthwise(reader) and conv in in_mean:
+                    w = reader.weight[:, idxs].sum((2, 3))  # (out, removed): a constant input adds w @ mean
+                    delta = w @ in_mean[conv][idxs].to(w.dtype)
+                    if reader in bn_after:
+                        bn_after[reader].running_mean.sub_(delta)
+                    elif reader.bias is not None:
+                        reader.bias.add_(delta)
+                    else:
+                        reader.bias = nn.Parameter(delta.clone(), requires_grad=False)
+                if reader is not conv:
+                    tp.prune_conv_in_channels(reader, item.idxs)
             if conv in in_mean:
                 keep = torch.ones(len(in_mean[conv]), dtype=torch.bool)
                 keep[idxs] = False
@@ -374,14 +429,15 @@ SENSITIVITY_IMAGES = 16
 def prune_channels(model, images: torch.Tensor, p: dict) -> dict:
     """Prune `model` in place by recipe parameters `p` (stages.prune's channel method); returns the
     per-layer record. `images` are train images as the validator prepares them, at p["imgsz"]."""
-    from posecompress.yolo.prunable import whole_blocks
+    from posecompress.yolo.prunable import training_only_readers, whole_blocks
     from posecompress.yolo.pruning import rewrite_c2f
 
     rewrite_c2f(model)
     model.eval()
-    layout = Layout(model, p["imgsz"], whole_blocks(model, p["keep_whole"]))
+    prune_head = p.get("prune_head", False)
+    layout = Layout(model, p["imgsz"], whole_blocks(model, p["keep_whole"], prune_head))
     if not layout.groups:
-        raise PruningError("no layer outside the head and the blocks left whole can lose channels")
+        raise PruningError("no layer outside the head's outputs and the blocks left whole can lose channels")
     batch = p["batch"]
     stats = channel_statistics(model, images, batch)
     order = channel_order(layout, p["criterion"], stats)
@@ -398,8 +454,8 @@ def prune_channels(model, images: torch.Tensor, p: dict) -> dict:
         if most < p["gflops_reduction"]:  # before the minutes of measuring
             raise PruningError(f"gflops_reduction {p['gflops_reduction']:g} cannot be reached within "
                                f"max_pruning_ratio: every layer at its limit removes {most:.1%}")
-        distortion = sensitivity(layout, order, stats, images[:SENSITIVITY_IMAGES], batch, cuts)
+        distortion = sensitivity(layout, order, stats, images[:SENSITIVITY_IMAGES], batch, cuts, at_outputs=prune_head)
         plan = sensitivity_plan(layout, distortion, p["gflops_reduction"])
     record = layer_record(layout, plan)
-    prune_with_compensation(layout, plan, order, stats, p["compensate"])
+    prune_with_compensation(layout, plan, order, stats, p["compensate"], training_only_readers(model) if prune_head else {})
     return record

@@ -51,10 +51,37 @@ def unfollowed_modules(model, keep_whole=()) -> list:
     return found
 
 
-def whole_blocks(model, keep_whole=()) -> list:
+def head_outputs(head) -> list:
+    """What head pruning leaves whole in a Detect head (Pose, Pose26): its output convolutions
+    (the bare nn.Conv2d at the end of each box, class and keypoint branch, whose channels are the
+    predictions), the DFL and every module that is not a convolution (Pose26's flow model)."""
+    inner = {m.conv for m in head.modules() if isinstance(getattr(m, "conv", None), nn.Conv2d) and hasattr(m, "bn")}
+    outputs = [m for m in head.modules() if isinstance(m, nn.Conv2d) and m not in inner]
+    others = [m for m in head.children() if not isinstance(m, (nn.ModuleList, nn.Sequential))]
+    return outputs + others
+
+
+def training_only_readers(model) -> dict:
+    """conv -> the training-only conv reading the same features (Pose26: cv4_sigma[i] reads what
+    cv4_kpts[i] reads). The dependency graph is traced in eval mode, which never runs them, so their
+    input channels must follow their twin's when the head is pruned."""
+    from ultralytics.nn.modules import Detect
+
+    pairs = {}
+    for head in (m for m in model.modules() if isinstance(m, Detect)):
+        for kpts, sigma in (("cv4_kpts", "cv4_sigma"), ("one2one_cv4_kpts", "one2one_cv4_sigma")):
+            if getattr(head, kpts, None) is not None and getattr(head, sigma, None) is not None:
+                pairs.update(zip(getattr(head, kpts), getattr(head, sigma)))
+    return pairs
+
+
+def whole_blocks(model, keep_whole=(), prune_head: bool = False) -> list:
     """The modules channel pruning leaves whole: the head (Detect and its subclasses: Pose,
-    Pose26) and every attention block or `keep_whole` type."""
+    Pose26), or with `prune_head` only its outputs (head_outputs), and every attention block or
+    `keep_whole` type."""
     from ultralytics.nn.modules import Detect
 
     whole = set(ATTENTION_BLOCKS) | set(keep_whole)
-    return [m for m in model.modules() if isinstance(m, Detect) or type(m).__name__ in whole]
+    heads = [m for m in model.modules() if isinstance(m, Detect)]
+    kept = [s for h in heads for s in head_outputs(h)] if prune_head else heads
+    return kept + [m for m in model.modules() if type(m).__name__ in whole]

@@ -49,7 +49,8 @@ def _channel_params(s: dict, n: str) -> dict:
          "adapt_bn": param(s, "adapt_bn", bool, f"{n}.adapt_bn"),
          "calibration_images": param(s, "calibration_images", int, f"{n}.calibration_images", 1, 100000),
          "activation": param(s, "activation", str, f"{n}.activation", choices=ACTIVATIONS),
-         "keep_whole": type_names(s, "keep_whole", f"{n}.keep_whole")}
+         "keep_whole": type_names(s, "keep_whole", f"{n}.keep_whole"),
+         "prune_head": param(s, "prune_head", bool, f"{n}.prune_head")}
     # each allocation reads its own budget and refuses the other's, which it would ignore
     own, other = ("ratio", "gflops_reduction") if p["allocation"] == "uniform" else ("gflops_reduction", "ratio")
     if other in s:
@@ -92,7 +93,7 @@ def _channel(module, p: dict, images) -> dict:
 PRUNE_METHODS = {
     # the study's: the smallest |w| zeroed in place, zeros saved and counted as the study did
     UNSTRUCTURED: PruneMethod(_unstructured_params, lambda module, p, recipe: None, _unstructured),
-    # whole channels removed outside the Pose head (Torch-Pruning): the one that speeds up
+    # whole channels removed (Torch-Pruning), the Pose head's inner ones with prune_head: the one that speeds up
     STRUCTURED: PruneMethod(_channel_params, _channel_check, _channel, needs_images=True,
                             optional=("ratio", "gflops_reduction")),
 }
