@@ -25,6 +25,7 @@ import numpy as np
 
 from posecompress.common.checks import (InputError, dataset_images, load_params, named_path, param, pose_dataset_yaml,
                            run_stage)
+from posecompress.common.dataset_census import activity_file
 from posecompress.common.outputs import atomic_path, write_json
 from posecompress.runtime.timing import latency, round_robin, speedup_spread
 from posecompress.runtime.pipeline import PosePipeline, class_names, draw_people, read_image
@@ -66,13 +67,12 @@ def classifier_pairing(section: dict, recipes: list, classifier_recipes: list) -
 
 
 def ground_truth(image: Path, width: int, height: int):
-    """Boxes (n, 4, xyxy pixels) and activities (n,) of the labelled people in one image."""
+    """Boxes (n, 4, xyxy pixels) and activities (n,) of the labelled people in one image; activities
+    None where the image has no activity file."""
     labels = image.parent.parent.parent / "labels" / image.parent.name / f"{image.stem}.txt"
-    acts = image.parent.parent.parent / "activities" / image.parent.name / f"{image.stem}.txt"
-    if not acts.exists():
-        raise InputError(f"dataset: no activity labels {acts} (the demo generator writes them)")
+    acts = activity_file(image)
     rows = np.array([list(map(float, ln.split()[:5])) for ln in labels.read_text().splitlines() if ln.strip()])
-    activities = np.array([int(a) for a in acts.read_text().split()], dtype=int)
+    activities = np.array([int(a) for a in acts.read_text().split()], dtype=int) if acts.exists() else None
     if len(rows) == 0:
         return np.zeros((0, 4)), activities
     cx, cy, w, h = rows[:, 1] * width, rows[:, 2] * height, rows[:, 3] * width, rows[:, 4] * height
@@ -106,6 +106,11 @@ def evaluate(pairs: dict, images: list, iou_match: float):
     """Per pair: recall, activity accuracy (matched / all people), latency; and the detections."""
     frames = [read_image(p) for p in images]
     truth = [ground_truth(p, img.shape[1], img.shape[0]) for p, img in zip(images, frames)]  # checked first
+    with_activities = sum(acts is not None for _, acts in truth)
+    if 0 < with_activities < len(images):
+        missing = next(activity_file(p) for p, (_, acts) in zip(images, truth) if acts is None)
+        raise InputError(f"dataset: {len(images) - with_activities} of the {len(images)} val images have no "
+                         f"activity file (first: {missing}); every image needs one, or none (detection alone)")
     # one untimed call each first: a first call (session and Ultralytics set-up) costs 100x a later one
     times, detections = round_robin(pairs, frames, frames[0], 1, keep=True, desc="system_eval")
     reference = np.mean(times[next(iter(pairs))])
@@ -114,11 +119,12 @@ def evaluate(pairs: dict, images: list, iou_match: float):
         found = [match(people, boxes, iou_match) for people, (boxes, _) in zip(detections[name], truth)]
         gt = sum(len(boxes) for boxes, _ in truth)
         matched = sum(len(f) for f in found)
-        correct = sum(int(p.activity == acts[g]) for f, (_, acts) in zip(found, truth) for g, p in f.items())
-        metrics[name] = {"people": gt, "recall": matched / max(gt, 1),
-                         "activity_acc_matched": correct / max(matched, 1), "activity_acc_all": correct / max(gt, 1),
-                         **latency(times[name]), "speedup": float(reference / np.mean(times[name])),
-                         "noise_band": speedup_spread(times[next(iter(pairs))], times[name], np.mean)}
+        metrics[name] = {"people": gt, "recall": matched / max(gt, 1)}
+        if with_activities:
+            correct = sum(int(p.activity == acts[g]) for f, (_, acts) in zip(found, truth) for g, p in f.items())
+            metrics[name].update(activity_acc_matched=correct / max(matched, 1), activity_acc_all=correct / max(gt, 1))
+        metrics[name].update(**latency(times[name]), speedup=float(reference / np.mean(times[name])),
+                             noise_band=speedup_spread(times[next(iter(pairs))], times[name], np.mean))
     return metrics, detections
 
 
@@ -168,8 +174,9 @@ def main() -> None:
     write_json(a.pairs_out, {"settings": p, "classes": a.classes,
                              "pairs": {name: {"detector": det, "classifier": cls} for name, det, cls in pair_paths}})
     for name, m in metrics.items():
-        print(f"{name}: recall {m['recall']:.3f}, activity accuracy {m['activity_acc_all']:.3f} of all people "
-              f"({m['activity_acc_matched']:.3f} of matched), {m['latency_ms_mean']:.1f} ms/image, "
+        acts = (f"activity accuracy {m['activity_acc_all']:.3f} of all people ({m['activity_acc_matched']:.3f} of "
+                f"matched)" if "activity_acc_all" in m else "activity not measured (no activity files)")
+        print(f"{name}: recall {m['recall']:.3f}, {acts}, {m['latency_ms_mean']:.1f} ms/image, "
               f"speed-up {m['speedup']:.2f}x")
 
 

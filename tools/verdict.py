@@ -18,7 +18,7 @@ from posecompress.common.checks import InputError, run_stage
 from posecompress.common.outputs import atomic_path
 from posecompress.review.plots_diff import changed_plots
 from posecompress.report.targets import read_targets
-from posecompress.review.verdict import (by_stage, causes, folded, git, headline_figures, judge, lock_stages,
+from posecompress.review.verdict import (by_stage, causes, census_change, folded, git, headline_figures, judge, lock_stages,
                                          metrics_at, producer, target_lines, verdict_lines, verdict_table)
 
 
@@ -55,7 +55,9 @@ def main() -> None:
         base_lock = {}
     base_metrics, head_metrics = metrics_at(a.base, metrics_dir), metrics_at(None, metrics_dir)
     rows = judge(headline_figures(base_metrics), headline_figures(head_metrics), a.floor)
-    why = {(r["file"], r["key"]): causes(base_lock, head_lock, producer(head_lock, f"{a.metrics}/{r['file']}") or "")
+    data = census_change(base_metrics, head_metrics)
+    why = {(r["file"], r["key"]): "; ".join(filter(None, [data, causes(base_lock, head_lock,
+                                                                     producer(head_lock, f"{a.metrics}/{r['file']}") or "")]))
            for r in rows if r["verdict"] in ("worse", "better")}
     first, worse = verdict_lines(rows, a.base, why)
     missed, newly_missed = target_lines(by_stage(base_metrics), by_stage(head_metrics), spec, a.base)

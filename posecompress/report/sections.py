@@ -226,8 +226,12 @@ def system(m: dict):
         return [], set()
     rows = [[f"`{k}`", pct(v.get("recall")), pct(v.get("activity_acc_all")), pct(v.get("activity_acc_matched")),
              ms(v.get("latency_ms_mean")), times(v.get("speedup"))] for k, v in pairs.items()]
-    return [table(["pair", "people found", "activity accuracy (all people)", "(matched people)",
-                   "latency / image", "speed-up"], rows)], {"system_eval"}
+    body = [table(["pair", "people found", "activity accuracy (all people)", "(matched people)",
+                   "latency / image", "speed-up"], rows)]
+    if not any("activity_acc_all" in v for v in pairs.values()):
+        body.append("\nActivity accuracy not measured: the val images have no activity files "
+                    "(`activities/` beside `labels/`, one class index per person).")
+    return body, {"system_eval"}
 
 
 def _architecture_rows(name: str, m: dict) -> list:

@@ -170,6 +170,15 @@ def causes(base: dict, head: dict, stage: str) -> str:
     return "; ".join(clauses) or "no parameter, code or data change upstream in dvc.lock"
 
 
+def census_change(base: dict, head: dict) -> str:
+    """What changed in the data the pipeline measured (the check stage's census, metrics/check.json),
+    as one clause: "val no_label_file 0 → 10"; empty when nothing did."""
+    b, h = flatten(base.get("check.json") or {}), flatten(head.get("check.json") or {})
+    changed = [f"{k.replace('.', ' ', 1)} {b.get(k, '–')} → {h.get(k, '–')}" for k in sorted(set(b) | set(h))
+               if b.get(k) != h.get(k)]
+    return f"the data: {', '.join(changed)}" if changed else ""
+
+
 def fmt(value, kind: str) -> str:
     if value is None:
         return "–"
