@@ -134,16 +134,32 @@ def timed_images(runners: dict, files, shape, n: int, warmup: int) -> dict:
     return round_robin(runners, tensors, validator_tensor(files[0], shape), warmup, desc="benchmark", total=n)
 
 
-def file_sizes(path) -> dict:
-    """Bytes of a model (all its files) and of a ZIP archive holding it (deflate, level 9), and their ratio in %."""
-    buf, size = io.BytesIO(), 0
+def zip_sizes(files: dict) -> dict:
+    """Bytes of {name: bytes} and of a ZIP archive holding them (deflate, level 9), and their ratio in %."""
+    buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        for f in model_files(path):
-            data = f.read_bytes()
-            size += len(data)
-            z.writestr(f.name, data)
-    zipped = len(buf.getvalue())
+        for name, data in files.items():
+            z.writestr(name, data)
+    size, zipped = sum(map(len, files.values())), len(buf.getvalue())
     return {"size_bytes": size, "zip_bytes": zipped, "zip_ratio": 100.0 * zipped / size}
+
+
+def file_sizes(path) -> dict:
+    """Sizes of an exported model, all its files (zip_sizes)."""
+    return zip_sizes({f.name: f.read_bytes() for f in model_files(path)})
+
+
+def weight_sizes(path) -> dict:
+    """Sizes of a PyTorch checkpoint's weights in float32, as the benchmark runs them (zip_sizes of
+    their torch.save): Ultralytics saves its checkpoints in half precision, the pipeline its
+    fine-tuned ones in float32, so the files themselves do not compare."""
+    import torch
+
+    from posecompress.yolo.models import load_pose_model
+
+    buf = io.BytesIO()
+    torch.save(load_pose_model(path).model.float().state_dict(), buf)
+    return zip_sizes({"weights.pt": buf.getvalue()})
 
 
 def report(table: list, times: dict, precisions: dict, statistic: str) -> tuple:
@@ -155,7 +171,9 @@ def report(table: list, times: dict, precisions: dict, statistic: str) -> tuple:
     for name, kind, model, acc in table:
         m = json.loads(Path(acc).read_text())
         rows[name] = {"kind": kind, "runtime": "pytorch" if kind == "pytorch" else runtime_of(model),
-                      "float_precision": precisions[name], **latency(times[name]), **file_sizes(model),
+                      "float_precision": precisions[name], **latency(times[name]),
+                      **(weight_sizes(model) if kind == "pytorch" else file_sizes(model)),
+                      "size_of": "float32 weights" if kind == "pytorch" else "file",
                       "pose_map50": m["pose_map50"], "pose_map50_95": m["pose_map50_95"]}
     key = f"latency_ms_{statistic}"
     fp32 = [n for n, r in rows.items()

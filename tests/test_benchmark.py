@@ -12,7 +12,7 @@ from tests.test_export_quantize import DYNAMIC, EXPORT, STATIC, export_stage, qu
 
 KEYS = {"kind", "runtime", "float_precision", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90",
         "latency_ms_min", "speedup_vs_onnx_fp32", "speedup_vs_best_fp32", "speedup_vs_pytorch", "size_bytes",
-        "zip_bytes", "zip_ratio", "size_reduction", "pose_map50", "pose_map50_95"}
+        "zip_bytes", "zip_ratio", "size_reduction", "size_of", "pose_map50", "pose_map50_95"}
 BENCH = {"imgsz": [96, 128], "images": 3, "warmup": 1, "threads": 1, "statistic": "min"}
 
 
@@ -26,7 +26,11 @@ def layout(tmp_path_factory, tiny_data, tiny_yolo):
     _, onnx_file, export_metrics = export_stage(root / "export", tiny_yolo, data, {**EXPORT, "dynamic": True})
     for d in LAYOUT:
         (root / d).mkdir(parents=True)
-    shutil.copy(tiny_yolo, root / "finetune" / "tiny" / "model.pt")
+    # the recipe's checkpoint: the same weights in float32, as the fine-tune saves them
+    from posecompress.yolo.models import load_pose_model
+    from posecompress.yolo.pruning import save_checkpoint
+
+    save_checkpoint(load_pose_model(tiny_yolo).model, root / "finetune" / "tiny" / "model.pt", {}, {})
     for name in ("baseline", "tiny"):
         shutil.copy(onnx_file, root / "onnx" / f"{name}.onnx")
         shutil.copy(export_metrics, root / "export_metrics" / f"{name}.json")
@@ -75,6 +79,12 @@ def test_benchmark_writes_every_variant_and_key(tmp_path, layout, tiny_data, tin
         assert 0 < r["zip_bytes"] < r["size_bytes"] and r["zip_ratio"] == pytest.approx(
             100 * r["zip_bytes"] / r["size_bytes"], rel=1e-3)
         assert 0 <= r["pose_map50_95"] <= r["pose_map50"] <= 1
+    # PyTorch rows compare their float32 weights: the baseline's half-precision file and the recipe's
+    # float32 one hold the same weights, so the same size
+    pt_base, pt_tiny = m["variants"]["pytorch_baseline"], m["variants"]["pytorch_tiny"]
+    assert (layout / "finetune" / "tiny" / "model.pt").stat().st_size > 1.5 * tiny_yolo.stat().st_size
+    assert pt_base["size_of"] == "float32 weights" and pt_base["size_bytes"] == pt_tiny["size_bytes"]
+    assert {r["size_of"] for n, r in m["variants"].items() if not n.startswith("pytorch_")} == {"file"}
     base = m["variants"]["onnx_baseline"]
     assert base["speedup_vs_onnx_fp32"] == 1 and base["size_reduction"] == 0
     assert m["variants"]["pytorch_baseline"]["speedup_vs_pytorch"] == 1

@@ -358,3 +358,39 @@ def test_int8_outputs_stay_close_to_fp32_on_val_images(tmp_path, tiny_data, expo
         boxes, score, visibility = np.abs(ref[:4] - got[:4]), np.abs(ref[4] - got[4]), np.abs(ref[7::3] - got[7::3])
         assert score.max() < 0.005 and visibility.max() < 0.05, (f.name, score.max(), visibility.max())
         assert np.median(boxes) < 1.0 and boxes.max() < 4.0, (f.name, boxes.max())
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MB tmpfs, too small for any model file (a real full file system: mounting needs root)."""
+    import subprocess
+
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path, full_disk, tiny_data, tiny_yolo, exported):
+    """export_onnx writing an ONNX file, quantize an INT8 folder, each onto a full file system: one line
+    naming the path, the space needed and the space free; nothing half-written left there."""
+    data = tiny_data / "pose" / "pose.yaml"
+    onnx_out = full_disk / "onnx" / "baseline.onnx"
+    res = run([sys.executable, "-m", "stages.export_onnx", "--model", str(tiny_yolo), "--data", str(data),
+               "--out", str(onnx_out), "--metrics", str(tmp_path / "export.json"),
+               "--params", str(params_file(tmp_path / "e", export_onnx=EXPORT))], ROOT, check=False)
+    assert res.returncode == 2, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {onnx_out}: no space left on the device (") and "MB needed" in last, res.stderr
+    assert "Traceback" not in res.stderr
+    int8_out = full_disk / "int8" / "baseline"
+    res = run([sys.executable, "-m", "stages.quantize", "--model", str(exported[0]), "--data", str(data),
+               "--out", str(int8_out), "--metrics", str(tmp_path / "quantize.json"),
+               "--params", str(params_file(tmp_path / "q", quantize_baseline=DYNAMIC))], ROOT, check=False)
+    assert res.returncode == 2, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {int8_out}: no space left on the device (") and "Traceback" not in res.stderr
+    assert list(full_disk.iterdir()) == [] and not (tmp_path / "export.json").exists()

@@ -3,6 +3,7 @@
 A failed check raises `InputError`; `run_stage` turns it into one line on stderr naming the
 file or parameter and exit status 2, so DVC records nothing for the stage.
 """
+import errno
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -17,11 +18,19 @@ class InputError(Exception):
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Call a stage's main(); on InputError print one clear line and exit 2."""
+    """Call a stage's main(); on InputError, or a write that found its disk full, print one clear
+    line and exit 2 (atomic_path has removed what was half written)."""
+    from posecompress.common.outputs import NoSpace, no_space
+
     try:
         main()
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        if not (isinstance(e, NoSpace) or e.errno == errno.ENOSPC):
+            raise
+        print(f"error: {e if isinstance(e, NoSpace) else no_space(e.filename or Path.cwd())}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -74,6 +74,37 @@ def scratch_dir(prefix: str, near="."):
         shutil.rmtree(path, ignore_errors=True)
 
 
+def tree_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    path = Path(path)
+    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def no_space(path, needed: int = None) -> str:
+    """One line for a write that found its file system full: the path, the space needed (when
+    known) and the space free there."""
+    folder = next((d for d in (Path(path), *Path(path).parents) if d.exists()), Path("."))
+    free = shutil.disk_usage(folder).free
+    need = f"{needed / 1e6:.1f} MB needed, " if needed is not None else ""
+    return f"{path}: no space left on the device ({need}{free / 1e6:.1f} MB free there)"
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """A file or folder copied file by file: an OSError (a full disk) is raised as it is, where
+    shutil.copytree would collect it as text."""
+    if src.is_file():
+        shutil.copy2(src, dst)
+        return
+    for f in sorted(src.rglob("*")):
+        target = dst / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if f.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            shutil.copy2(f, target)
+    dst.mkdir(exist_ok=True)
+
+
 def _move(src: Path, dst: Path) -> None:
     try:
         os.replace(src, dst)
@@ -81,8 +112,21 @@ def _move(src: Path, dst: Path) -> None:
         if e.errno != errno.EXDEV:
             raise
         beside = dst.with_name(f".{dst.name}.{os.getpid()}")
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, beside)
-        os.replace(beside, dst)
+        try:
+            _copy(src, beside)
+            os.replace(beside, dst)
+        except BaseException as err:  # a full disk or an interrupt: no half-copied file left beside dst
+            if beside.is_dir():
+                shutil.rmtree(beside, ignore_errors=True)
+            else:
+                beside.unlink(missing_ok=True)
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise NoSpace(no_space(dst, tree_bytes(src))) from None
+            raise
+
+
+class NoSpace(OSError):
+    """A write that found its file system full, with the one line that says where and how much."""
 
 
 @contextmanager
