@@ -38,6 +38,10 @@ def dynamic_params_file(params_file, tmp_path_factory):
     """The tiny params with dynamic ONNX exports, so one file is timed at another size."""
     params = yaml.safe_load(params_file.read_text())
     params["export_onnx"]["dynamic"] = True
+    # a one-epoch 64 px model, pruned head and all and its SiLUs swapped, puts keypoints 100+ px off
+    # the image, where float32 alone moves them by 0.005 (the same model with Conv+BN fused and not);
+    # a wrong graph moves them by whole pixels. The demo's models export within 0.0002
+    params["export_onnx"]["tolerance"] = 0.05
     path = tmp_path_factory.mktemp("params") / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
