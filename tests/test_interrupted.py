@@ -56,7 +56,7 @@ def test_zero_recipes_is_a_pipeline(tmp_path, tiny_inputs):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     res = run(["dvc", "repro"], repo)
     ran = {line.split("'")[1] for line in res.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"eval_baseline", "export_onnx_baseline", "quantize_baseline", "benchmark", "convert_tf",
+    assert ran == {"check", "eval_baseline", "export_onnx_baseline", "quantize_baseline", "benchmark", "convert_tf",
                    "system_eval", "report"}
     bench = json.loads((repo / "metrics" / "benchmark.json").read_text())
     assert set(bench["variants"]) == {"pytorch_baseline", "onnx_baseline", "int8_baseline"}

@@ -106,3 +106,19 @@ def test_an_unknown_base_is_one_line():
     res = run([sys.executable, "-m", "tools.verdict", "--base", "no-such-branch"], ROOT, check=False)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: --base no-such-branch: not a commit"), res.stderr
+
+
+def test_a_stage_that_wrote_the_same_output_is_no_cause():
+    """The check stage reads every parameter but writes the same census: a recipe change downstream
+    is named by the stage that read it, not by the check too; a changed census is named."""
+    from posecompress.review.verdict import causes
+
+    def lock(check_md5, amount):
+        return {"check": {"params": {"params.yaml": {"classifier_recipes": {"fast": {"amount": amount}}}},
+                          "outs": [{"path": "metrics/check.json", "md5": check_md5}]},
+                "prune@fast": {"deps": [{"path": "metrics/check.json", "md5": check_md5}],
+                               "params": {"params.yaml": {"recipes.fast.prune": {"ratio": 0.2}}},
+                               "outs": [{"path": "outputs/prune/fast", "md5": "p"}]}}
+    assert causes(lock("a", 0.5), lock("a", 0.9), "prune@fast") == \
+        "no parameter, code or data change upstream in dvc.lock"
+    assert "`classifier_recipes.fast.amount` 0.5 → 0.9" in causes(lock("a", 0.5), lock("b", 0.9), "prune@fast")

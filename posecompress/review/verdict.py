@@ -147,6 +147,10 @@ def producer(stages: dict, path: str):
     return next((s for s, st in stages.items() if any(o["path"] == path for o in st.get("outs", []))), None)
 
 
+def _outs(lock_stage: dict) -> dict:
+    return {o["path"]: o.get("md5") for o in lock_stage.get("outs", [])}
+
+
 def causes(base: dict, head: dict, stage: str) -> str:
     """What changed between the revisions in `stage` and upstream of it, as one clause: parameter
     values (leaves) first, then the code and data it reads that no stage writes."""
@@ -156,6 +160,8 @@ def causes(base: dict, head: dict, stage: str) -> str:
         if s not in base:
             files[f"stage {s} (new)"] = None
             continue
+        if s != stage and _outs(base[s]) == _outs(head[s]):
+            continue  # wrote what it wrote before (the check stage's census): nothing it read reached `stage`
         params_b = {k: v for f in base[s].get("params", {}).values() for k, v in flatten(f).items()}
         for k, v in {k: v for f in head[s].get("params", {}).values() for k, v in flatten(f).items()}.items():
             if params_b.get(k) != v:
