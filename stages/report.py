@@ -60,7 +60,7 @@ def finetune_figure(plots: Path, figures: Path, runs=None, baseline=None) -> lis
         return []
     level = ("baseline", baseline) if baseline is not None else None
     png = curves(series, "epoch", FINETUNE_Y, figures / "finetune_curves.png",
-                 "Pose mAP50-95 on val after each fine-tune epoch", level)
+                 "Pose mAP50-95 on val after each fine-tune epoch", level, ylabel="pose mAP50-95")
     recorded = any(": " in name for name in series)
     return [f"![fine-tune curves]({figures.name}/{png.name})",
             f"*From `{(plots / 'finetune').as_posix()}/<recipe>.csv`"

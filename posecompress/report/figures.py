@@ -81,9 +81,9 @@ def compare_bars(labels: list, series: dict, path, ylabel: str, title: str) -> P
     return Path(path)
 
 
-def curves(series: dict, x: str, y: str, path, title: str, level: tuple = None) -> Path:
-    """PNG of one line per series ({name: CSV rows}), y against x, and a dashed horizontal line at
-    `level` ((label, value)), if given; written atomically."""
+def curves(series: dict, x: str, y: str, path, title: str, level: tuple = None, ylabel: str = None) -> Path:
+    """PNG of one line per series ({name: CSV rows}), y against x (the axis named `ylabel`, else
+    y), and a dashed horizontal line at `level` ((label, value)), if given; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,7 +95,7 @@ def curves(series: dict, x: str, y: str, path, title: str, level: tuple = None) 
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
     if level:
         ax.axhline(level[1], color="grey", linestyle="--", label=level[0])
-    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.set(xlabel=x, ylabel=ylabel or y, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
