@@ -61,11 +61,12 @@ def read_params(path) -> dict:
 
 def check_classifier(model_path, classifier_recipes: dict) -> None:
     """The Keras model loads, and every structured classifier recipe has hidden Dense layers to narrow."""
-    from posecompress.classifier.keras_structure import hidden_dense_layers, load_keras
+    from posecompress.classifier.keras_structure import hidden_dense_layers
+    from posecompress.classifier.tf_conversion import load_keras
 
+    if existing_file(model_path, "TensorFlow model").is_dir():
+        return  # a SavedModel directory has no layers to read: convert_tf checks it
     model = load_keras(model_path)
-    if model is None:
-        return  # a SavedModel directory: convert_tf checks it
     for recipe, (prune_params, _) in classifier_recipes.items():
         if prune_params["method"] == "structured" and not hidden_dense_layers(model):
             raise InputError(f"parameter classifier_recipes.{recipe}.prune.method: structured removes neurons of "

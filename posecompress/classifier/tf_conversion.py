@@ -38,6 +38,16 @@ def keras_layers(model):
             yield from keras_layers(layer)
 
 
+def load_keras(path):
+    """The Keras model of a .keras file; InputError in one line when it does not load."""
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # keras raises many types for a broken or foreign file
+        raise InputError(f"TensorFlow model {path}: not a loadable Keras model ({e.__class__.__name__})") from None
+
+
 def saved_model(path, workdir: Path) -> Path:
     """A SavedModel directory for a .keras file or SavedModel directory, checked for layers we convert."""
     path = existing_file(path, "TensorFlow model")
@@ -47,12 +57,7 @@ def saved_model(path, workdir: Path) -> Path:
         return path
     if path.suffix != ".keras":
         raise InputError(f"TensorFlow model {path}: not a .keras file or SavedModel directory")
-    import keras
-
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as e:  # keras raises many types for a broken or foreign file
-        raise InputError(f"TensorFlow model {path}: not a loadable Keras model ({e.__class__.__name__})") from None
+    model = load_keras(path)
     for layer in keras_layers(model):
         if type(layer).__name__ not in SUPPORTED_LAYERS:
             raise InputError(f"TensorFlow model {path}: layer '{layer.name}' ({type(layer).__name__}) "

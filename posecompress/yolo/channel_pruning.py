@@ -210,10 +210,13 @@ def channel_order(layout: Layout, criterion: str, stats: Statistics) -> dict:
 
 
 @torch.no_grad()
-def _head_inputs(model, images: torch.Tensor, batch: int) -> list:
-    """The tensors the model's last module (the head) reads, for each batch of images."""
+def _head_seen(model, images: torch.Tensor, batch: int, outputs: bool) -> list:
+    """What the model's last module (the head) reads, for each batch of images; `outputs`: its raw
+    predictions instead (_branches), what a pruned head is measured on, as its own inner channels
+    leave its inputs unchanged."""
     head, seen = model.model[-1], []
-    hook = head.register_forward_pre_hook(lambda m, i: seen.append([t.clone() for t in i[0]]))
+    hook = (head.register_forward_hook(lambda m, i, o: seen.append(_branches(o))) if outputs else
+            head.register_forward_pre_hook(lambda m, i: seen.append([t.clone() for t in i[0]])))
     try:
         for start in range(0, len(images), batch):
             model(images[start:start + batch])
@@ -230,20 +233,6 @@ def _branches(preds) -> list:
     if "scores" in preds:
         return [{k: v.clone() for k, v in preds.items() if k != "feats"}]
     return [b for key in sorted(preds) for b in _branches(preds[key])]
-
-
-@torch.no_grad()
-def _head_outputs(model, images: torch.Tensor, batch: int) -> list:
-    """The head's raw predictions for each batch of images: what a pruned head is measured on, as
-    its own inner channels leave its inputs unchanged."""
-    head, seen = model.model[-1], []
-    hook = head.register_forward_hook(lambda m, i, o: seen.append(_branches(o)))
-    try:
-        for start in range(0, len(images), batch):
-            model(images[start:start + batch])
-    finally:
-        hook.remove()
-    return seen
 
 
 def _relative_error(p: torch.Tensor, r: torch.Tensor, weight=None) -> float:
@@ -274,8 +263,8 @@ def sensitivity(layout: Layout, order: dict, stats: Statistics, images: torch.Te
     """group name -> {channels removed: distortion}: the head inputs' (`at_outputs`: the head's
     predictions') relative squared error when that group alone loses its least important channels,
     replaced by their means (which is what pruning with compensation leaves)."""
-    measure, error = (_head_outputs, _prediction_error) if at_outputs else (_head_inputs, _input_error)
-    reference = measure(layout.model, images, batch)
+    error = _prediction_error if at_outputs else _input_error
+    reference = _head_seen(layout.model, images, batch, at_outputs)
     blocks = _block_of(layout.model)
     result = {}
     for g in layout.groups:
@@ -293,7 +282,7 @@ def sensitivity(layout: Layout, order: dict, stats: Statistics, images: torch.Te
                     return o
                 hooks.append(blocks[conv].register_forward_hook(replace))
             try:
-                pruned = measure(layout.model, images, batch)
+                pruned = _head_seen(layout.model, images, batch, at_outputs)
             finally:
                 for h in hooks:
                     h.remove()
@@ -366,9 +355,7 @@ def prune_with_compensation(layout: Layout, plan: dict, order: dict, stats: Stat
             if not (isinstance(conv, nn.Conv2d) and graph.is_in_channel_pruning_fn(item.dep.handler)):
                 continue
             idxs = torch.as_tensor(item.idxs)
-            for reader in (conv, twins.get(conv)):
-                if reader is None:
-                    continue
+            for reader in filter(None, (conv, twins.get(conv))):
                 if compensate and not _depthwise(reader) and conv in in_mean:
                     w = reader.weight[:, idxs].sum((2, 3))  # (out, removed): a constant input adds w @ mean
                     delta = w @ in_mean[conv][idxs].to(w.dtype)
