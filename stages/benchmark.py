@@ -20,6 +20,13 @@ Rounds are round-robin (each image through every variant, order rotated each rou
 from other work on the host falls on all variants alike. Only the forward pass is timed; every
 variant gets the same preprocessed tensor. Speed-ups are ratios of benchmark.statistic;
 `noise_band` is how far they move between the run's passes (stages/timing.py).
+Throughput, a second pass over benchmark.throughput_images images (0: none), uses every core
+(benchmark.throughput_threads, 0: all this process may run on): OpenVINO models compiled with the
+THROUGHPUT hint and fed asynchronously (the streams and infer requests it chose are recorded),
+onnxruntime sessions with that many intra-op threads (posecompress/runtime/throughput.py). Its
+speed-ups (`speedup_throughput_vs_*`) are ratios of images/second, against onnx_baseline and the
+fastest FP32 form of the baseline by throughput (`best_fp32_throughput`), which may not be the
+fastest by latency; PyTorch rows have none (runner_throughput says why).
 Accuracies are the export and quantize stages' own, at the size they validated at
 (`accuracy_imgsz`): a latency does not depend on what the image shows, a pose mAP does.
 """
@@ -33,6 +40,7 @@ from posecompress.common.checks import (InputError, dataset_images, existing_fil
 from posecompress.common.images import readable_images, validator_tensor
 from posecompress.common.outputs import atomic_path, write_json
 from posecompress.runtime.sessions import model_runner
+from posecompress.runtime.throughput import cores, throughput_band, throughput_runner, timed_passes
 from posecompress.runtime.timing import PASSES, STATISTICS, latency, noise_band, round_robin
 from posecompress.yolo.exported import exported_model, image_input, is_openvino, model_files, runtime_of
 from posecompress.yolo.models import check_pose_export
@@ -41,6 +49,8 @@ CSV_COLUMNS = ("variant", "kind", "latency_ms_p50", "latency_ms_min", "latency_m
                "speedup_vs_onnx_fp32", "speedup_vs_best_fp32", "speedup_vs_pytorch", "pose_map50",
                "pose_map50_95", "zip_bytes")
 FP32_KINDS = ("pytorch", "onnx_fp32", "openvino_fp32")  # the baseline's FP32 forms speedup_vs_best_fp32 compares to
+THROUGHPUT_COLUMNS = ("throughput_fps", "speedup_throughput_vs_onnx_fp32", "speedup_throughput_vs_best_fp32")
+POOL = 16  # distinct images the throughput pass cycles: prepared before timing, 3.7 MB each at 480x640
 
 
 def read_params(path) -> dict:
@@ -50,7 +60,9 @@ def read_params(path) -> dict:
          "images": param(s, "images", int, "benchmark.images", 1, 100000),
          "warmup": param(s, "warmup", int, "benchmark.warmup", 0, 10000),
          "threads": param(s, "threads", int, "benchmark.threads", 1, 256),
-         "statistic": param(s, "statistic", str, "benchmark.statistic", choices=tuple(STATISTICS))}
+         "statistic": param(s, "statistic", str, "benchmark.statistic", choices=tuple(STATISTICS)),
+         "throughput_images": param(s, "throughput_images", int, "benchmark.throughput_images", 0, 100000),
+         "throughput_threads": param(s, "throughput_threads", int, "benchmark.throughput_threads", 0, 1024)}
     p["recipes"] = list(load_params(path, "recipes"))  # `recipes: {}`: the baseline's variants only
     p["peers"] = param(load_params(path, "peers"), "formats", list, "peers.formats")
     return p
@@ -127,6 +139,31 @@ def runner(kind: str, path, threads: int, shape):
     return run
 
 
+def runner_throughput(kind: str, path, threads: int, shape):
+    """A throughput runner (posecompress/runtime/throughput.py) of a variant on `threads` threads;
+    None for PyTorch.
+
+    PyTorch's OpenMP pool waits at its barriers by spinning: with other work on one of this 2-core
+    host's cores, 2 threads ran yolov8n-pose at 480x640 in 2.4-3.2 s a call against 0.10-0.11 s at
+    1 thread. OMP_WAIT_POLICY=PASSIVE avoids it (0.11 s at 2 threads), but only when set before torch
+    loads, and importing posecompress loads it (Ultralytics). Neither benchmark_app nor Ultralytics'
+    CPU tables give a PyTorch throughput to set one beside."""
+    if kind == "pytorch":
+        return None
+    return throughput_runner(path, threads, (1, 3, *shape), "model")
+
+
+def timed_throughput(table, files, shape, n: int, threads: int, warmup: int) -> tuple:
+    """{name: {"throughput_fps", "throughput_streams", "throughput_requests"}} of every variant but
+    PyTorch's over n val images (up to POOL of them, cycled), in turns, block by block; and
+    {name: seconds of each pass} (timed_passes)."""
+    runners = {name: r for name, kind, model, _ in table if (r := runner_throughput(kind, model, threads, shape))}
+    pool = [validator_tensor(files[i], shape) for i in range(min(n, len(files), POOL))]
+    seconds = timed_passes(runners, [pool[i % len(pool)] for i in range(n)], warmup, desc="throughput")
+    return {name: {"throughput_fps": n / sum(seconds[name]), "throughput_streams": r.streams,
+                   "throughput_requests": r.requests} for name, r in runners.items()}, seconds
+
+
 def timed_images(runners: dict, files, shape, n: int, warmup: int) -> dict:
     """Milliseconds per forward pass of every runner over n val images (files cycled), in turns;
     every runner gets the same preprocessed tensor."""
@@ -162,9 +199,11 @@ def weight_sizes(path) -> dict:
     return zip_sizes({"weights.pt": buf.getvalue()})
 
 
-def report(table: list, times: dict, precisions: dict, statistic: str) -> tuple:
+def report(table: list, times: dict, precisions: dict, statistic: str, throughput=None) -> tuple:
     """Per variant: latency, speed-ups against onnx_baseline, the fastest FP32 form of the baseline
-    and pytorch_baseline, sizes, accuracy; and the name of that fastest FP32 variant."""
+    and pytorch_baseline, sizes, accuracy, and throughput where timed_throughput measured one (its
+    speed-ups against onnx_baseline and the FP32 form with the most images a second); the name of
+    the fastest FP32 variant by latency and by throughput (None without throughput)."""
     import json
 
     rows = {}
@@ -186,15 +225,26 @@ def report(table: list, times: dict, precisions: dict, statistic: str) -> tuple:
         r["speedup_vs_best_fp32"] = rows[best][key] / r[key]
         r["speedup_vs_pytorch"] = pt_ref / r[key]
         r["size_reduction"] = 100.0 * (1 - r["zip_bytes"] / zip_ref)
-    return rows, best
+    if not throughput:
+        return rows, best, None
+    for name, t in throughput.items():
+        rows[name].update(t)
+    best_throughput = max((n for n in fp32 if n in throughput), key=lambda n: rows[n]["throughput_fps"])
+    onnx_fps, best_fps = rows["onnx_baseline"]["throughput_fps"], rows[best_throughput]["throughput_fps"]
+    for name in throughput:
+        rows[name]["speedup_throughput_vs_onnx_fp32"] = rows[name]["throughput_fps"] / onnx_fps
+        rows[name]["speedup_throughput_vs_best_fp32"] = rows[name]["throughput_fps"] / best_fps
+    return rows, best, best_throughput
 
 
 def write_csv(path, rows: dict) -> None:
-    """One line per variant, for `dvc plots` (accuracy against latency)."""
-    lines = [",".join(CSV_COLUMNS)]
+    """One line per variant, for `dvc plots` (accuracy against latency); throughput columns where
+    it was measured, empty in PyTorch's rows."""
+    columns = CSV_COLUMNS + tuple(c for c in THROUGHPUT_COLUMNS if any(c in r for r in rows.values()))
+    lines = [",".join(columns)]
     for name, r in rows.items():
-        lines.append(",".join(name if c == "variant" else r[c] if c == "kind" else f"{r[c]:.6g}"
-                              for c in CSV_COLUMNS))
+        lines.append(",".join(name if c == "variant" else r[c] if c == "kind" else f"{r[c]:.6g}" if c in r else ""
+                              for c in columns))
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
@@ -220,20 +270,35 @@ def main() -> None:
     shape, accuracy_shape = shapes(table, p["imgsz"])
     runners = {name: runner(kind, model, p["threads"], shape) for name, kind, model, _ in table}
     times = timed_images(runners, files, shape, p["images"], p["warmup"])
-    rows, best = report(table, times, {n: r.float_precision for n, r in runners.items()}, p["statistic"])
+    precisions = {n: r.float_precision for n, r in runners.items()}
+    del runners  # their memory goes before the throughput pass builds sessions of its own
+    top = {"images": p["images"], "imgsz": list(shape), "accuracy_imgsz": list(accuracy_shape),
+           "threads": p["threads"], "statistic": p["statistic"], "throughput_images": p["throughput_images"]}
+    throughput = None
+    if p["throughput_images"]:
+        threads = p["throughput_threads"] or cores()
+        throughput, seconds = timed_throughput(table, files, shape, p["throughput_images"], threads, p["warmup"])
+        top.update(throughput_threads=threads, noise_band_throughput=throughput_band(seconds, "onnx_baseline"),
+                   throughput_passes=len(seconds["onnx_baseline"]))
+    rows, best, best_throughput = report(table, times, precisions, p["statistic"], throughput)
     band = noise_band(times, "onnx_baseline", STATISTICS[p["statistic"]])
-    write_json(a.metrics, {"images": p["images"], "imgsz": list(shape),
-                           "accuracy_imgsz": list(accuracy_shape), "threads": p["threads"],
-                           "statistic": p["statistic"], "best_fp32": best, "noise_band": band,
-                           "noise_passes": PASSES, "variants": rows})
+    if best_throughput:
+        top["best_fp32_throughput"] = best_throughput
+    write_json(a.metrics, {**top, "best_fp32": best, "noise_band": band, "noise_passes": PASSES, "variants": rows})
     write_csv(a.plot, rows)
     for name, r in rows.items():
+        fps = (f"{r['throughput_fps']:7.1f} images/s (x{r['speedup_throughput_vs_onnx_fp32']:.2f} vs onnx_baseline, "
+               f"{r['throughput_streams']} stream(s)), " if "throughput_fps" in r else "")
         print(f"{name:>22}: p50 {r['latency_ms_p50']:7.2f} ms, min {r['latency_ms_min']:7.2f} ms, "
               f"x{r['speedup_vs_onnx_fp32']:.2f} vs onnx_baseline, x{r['speedup_vs_best_fp32']:.2f} vs {best} "
-              f"({p['statistic']}), "
+              f"({p['statistic']}), {fps}"
               f"zip {r['zip_bytes'] / 1e6:.2f} MB ({r['size_reduction']:+.1f}% smaller), "
               f"pose mAP50-95 {r['pose_map50_95']:.4f}")
     print(f"speed-ups moved by up to {100 * band:.1f}% between the run's {PASSES} passes (noise_band)")
+    if throughput:
+        print(f"throughput on {top['throughput_threads']} threads: speed-ups moved by up to "
+              f"{100 * top['noise_band_throughput']:.1f}% between its {top['throughput_passes']} passes "
+              f"(noise_band_throughput)")
 
 
 if __name__ == "__main__":

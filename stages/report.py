@@ -16,6 +16,7 @@ from pathlib import Path
 from posecompress.report import sections, targets
 from posecompress.common.checks import InputError, run_stage
 from posecompress.report.figures import LATENCY_COLUMNS, compare_bars, curves, read_points, scatter
+from posecompress.report.frontier import frontier_section
 from posecompress.report.markdown import load_metrics
 from posecompress.common.outputs import atomic_path
 
@@ -103,6 +104,7 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None, spe
     parts = [HEADER]
     statistic = (m.get("benchmark") or {}).get("statistic")
     # other baselines' runs: a section only when some are recorded
+    front = frontier_section(runs, figures)  # recorded sweeps: a section only when there is one
     recorded = [("Other baselines: YOLO11, YOLO26, ...", lambda mm: sections.architectures(mm, others), [])]
     for title, section, extra in (
             ("YOLO pose: baseline", sections.baseline, []),
@@ -113,6 +115,7 @@ def build_report(metrics_dir: Path, plots: Path, figures: Path, others=None, spe
              benchmark_figure(plots, figures, statistic)),
             ("Targets", lambda mm: targets.targets(mm, spec, others) if spec else ([], set()), []),
             *(recorded if others else []),
+            *([("Frontier: accuracy against latency", lambda mm: (front, set()), [])] if front else []),
             ("Activity classifier", sections.classifier,
              copied_figures(plots, figures, "classifier*/**/confusion*.png",
                             "Confusion matrices, original beside pruned and fine-tuned")),

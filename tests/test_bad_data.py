@@ -259,7 +259,9 @@ def test_benchmark_refuses_a_detection_onnx(tmp_path, tiny_data, tiny_yolo, dete
         (dirs[d] / "baseline.json").write_text(json.dumps({"pose_map50": 0.5, "pose_map50_95": 0.3}))
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"benchmark": {"imgsz": [64, 64], "images": 2, "warmup": 0, "threads": 1,
-                                                    "statistic": "min"}, "recipes": {}, "peers": {"formats": []}}))
+                                                    "statistic": "min", "throughput_images": 2,
+                                                    "throughput_threads": 0},
+                                      "recipes": {}, "peers": {"formats": []}}))
     out = tmp_path / "out"
     res = run([sys.executable, "-m", "stages.benchmark", "--baseline", str(tiny_yolo), "--finetuned",
                str(tmp_path / "finetune" / "{name}" / "model.pt"), "--onnx", str(dirs["onnx"] / "{name}.onnx"),

@@ -1,6 +1,7 @@
 """benchmark on a handful of images: every variant of the baseline and one recipe, every key."""
 import csv
 import json
+import os
 import shutil
 import sys
 
@@ -13,7 +14,12 @@ from tests.test_export_quantize import DYNAMIC, EXPORT, STATIC, export_stage, qu
 KEYS = {"kind", "runtime", "float_precision", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90",
         "latency_ms_min", "speedup_vs_onnx_fp32", "speedup_vs_best_fp32", "speedup_vs_pytorch", "size_bytes",
         "zip_bytes", "zip_ratio", "size_reduction", "size_of", "pose_map50", "pose_map50_95"}
-BENCH = {"imgsz": [96, 128], "images": 3, "warmup": 1, "threads": 1, "statistic": "min"}
+# every variant's but PyTorch's, when benchmark.throughput_images is not 0
+THROUGHPUT_KEYS = {"throughput_fps", "throughput_streams", "throughput_requests", "speedup_throughput_vs_onnx_fp32",
+                   "speedup_throughput_vs_best_fp32"}
+BENCH = {"imgsz": [96, 128], "images": 3, "warmup": 1, "threads": 1, "statistic": "min", "throughput_images": 4,
+         "throughput_threads": 0}
+CORES = len(os.sched_getaffinity(0))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def test_benchmark_writes_every_variant_and_key(tmp_path, layout, tiny_data, tin
     assert set(m["variants"]) == names
     best = m["variants"][m["best_fp32"]]
     for name, r in m["variants"].items():
-        assert set(r) == KEYS, name
+        assert set(r) == (KEYS if r["kind"] == "pytorch" else KEYS | THROUGHPUT_KEYS), name
         assert r["runtime"] == ("pytorch" if r["kind"] == "pytorch" else "onnxruntime") and r["float_precision"] == "f32"
         assert r["speedup_vs_best_fp32"] == pytest.approx(best["latency_ms_min"] / r["latency_ms_min"], rel=1e-3)
         assert 0 < r["latency_ms_min"] <= r["latency_ms_p50"] <= r["latency_ms_p90"]
@@ -101,11 +107,102 @@ def test_benchmark_writes_every_variant_and_key(tmp_path, layout, tiny_data, tin
     assert "benchmark" in res.stderr  # the progress bar
 
 
+def test_benchmark_measures_throughput_on_every_core(tmp_path, layout, tiny_data, tiny_yolo):
+    """The all-cores pass beside the 1-thread latencies: its keys on every variant but PyTorch's,
+    its speed-ups the ratios of its images/second, its figures in the CSV and the report's table."""
+    from posecompress.report.markdown import DASH, mb
+    from posecompress.report.sections import variants_table
+
+    res, metrics, plot = bench(layout, tmp_path, tiny_data / "pose" / "pose.yaml", tiny_yolo,
+                               {"benchmark": BENCH, "recipes": {"tiny": {}}})
+    m = json.loads(metrics.read_text())
+    assert (m["threads"], m["throughput_threads"], m["throughput_images"]) == (1, CORES, 4)
+    assert m["throughput_passes"] == 3 and isinstance(m["noise_band_throughput"], float)
+    rows = m["variants"]
+    measured = {n: r for n, r in rows.items() if r["kind"] != "pytorch"}
+    assert set(measured) == {"onnx_baseline", "int8_baseline", "onnx_tiny", "int8_tiny"}
+    assert not any(k.startswith("throughput") or "_throughput_" in k for k in rows["pytorch_baseline"])
+    base, best = measured["onnx_baseline"], measured[m["best_fp32_throughput"]]
+    # the fastest FP32 form of the baseline by throughput, PyTorch having none: onnx_baseline here
+    assert m["best_fp32_throughput"] == "onnx_baseline" and base["speedup_throughput_vs_onnx_fp32"] == 1
+    for name, r in measured.items():
+        fps = r["throughput_fps"]
+        assert fps > 0 and (r["throughput_streams"], r["throughput_requests"]) == (1, 1), name
+        assert r["speedup_throughput_vs_onnx_fp32"] == pytest.approx(fps / base["throughput_fps"], rel=1e-3)
+        assert r["speedup_throughput_vs_best_fp32"] == pytest.approx(fps / best["throughput_fps"], rel=1e-3)
+    # the latency keys are the 1-thread pass's alone: throughput moved none of them
+    assert all(r["speedup_vs_onnx_fp32"] == pytest.approx(base["latency_ms_min"] / r["latency_ms_min"], rel=1e-3)
+               for r in rows.values())
+    csv_rows = {r["variant"]: r for r in csv.DictReader(plot.open())}
+    for name, r in rows.items():
+        got = csv_rows[name]["throughput_fps"]
+        assert (float(got) == pytest.approx(r["throughput_fps"], rel=1e-4)) if name in measured else got == "", name
+    assert "throughput" in res.stderr and "noise_band_throughput" in res.stdout
+    header, _, *lines = variants_table(m, rows).splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    col = columns.index(f"throughput, {CORES} threads (images/s)")
+    assert columns[col + 2] == "throughput vs fastest FP32 (`onnx_baseline`)"
+    cells = {ln.split("|")[1].strip().strip("`"): [c.strip() for c in ln.strip("|").split("|")] for ln in lines}
+    for name, r in rows.items():
+        assert cells[name][col] == (f"{r['throughput_fps']:.1f}" if name in measured else DASH), name
+        assert cells[name][columns.index("compressed")] == mb(r["zip_bytes"]), name  # the columns after it in line
+
+
+def test_throughput_counts_every_image_it_times(monkeypatch, layout, tiny_data, tiny_yolo, tmp_path):
+    """images/second over the images each runtime really ran, in passes; OpenVINO's THROUGHPUT hint
+    choosing its streams within the threads given, its queue fed as many requests as it chose."""
+    import openvino as ov
+
+    from posecompress.common.checks import dataset_images, pose_dataset_yaml
+    from stages import benchmark
+
+    ir = tmp_path / "fp32_openvino_model"
+    ov.save_model(ov.convert_model(str(layout / "onnx" / "baseline.onnx")), str(ir / "fp32.xml"),
+                  compress_to_fp16=False)
+    table = [("pytorch_baseline", "pytorch", tiny_yolo, None),
+             ("onnx_baseline", "onnx_fp32", layout / "onnx" / "baseline.onnx", None),
+             ("openvino_baseline", "openvino_fp32", ir, None)]
+    files = dataset_images(pose_dataset_yaml(tiny_data / "pose" / "pose.yaml"), "val")
+    real, calls = benchmark.runner_throughput, {}
+
+    def counted(kind, path, threads, shape):
+        run = real(kind, path, threads, shape)
+        if run is None:
+            return None
+
+        def count(tensors):
+            assert all(x.shape == (1, 3, 96, 128) and x.dtype == "float32" for x in tensors)
+            calls[kind].append(len(tensors))
+            run(tensors)
+        count.streams, count.requests = run.streams, run.requests
+        return count
+
+    monkeypatch.setattr(benchmark, "runner_throughput", counted)
+    for threads in (1, CORES):
+        calls.clear()
+        calls.update(onnx_fp32=[], openvino_fp32=[])
+        got, seconds = benchmark.timed_throughput(table, files, (96, 128), 7, threads, warmup=2)
+        assert set(got) == set(seconds) == {"onnx_baseline", "openvino_baseline"}  # no PyTorch pass
+        onnx, openvino = got["onnx_baseline"], got["openvino_baseline"]
+        assert onnx["throughput_streams"] == onnx["throughput_requests"] == 1
+        streams, requests = openvino["throughput_streams"], openvino["throughput_requests"]
+        assert 1 <= streams <= threads and requests >= streams, threads
+        for name, kind in (("onnx_baseline", "onnx_fp32"), ("openvino_baseline", "openvino_fp32")):
+            warm, *timed = calls[kind]
+            assert warm == 2 * got[name]["throughput_requests"] and timed == [3, 2, 2], (threads, name)
+            assert len(seconds[name]) == 3
+            assert got[name]["throughput_fps"] == pytest.approx(sum(timed) / sum(seconds[name]))
+
+
 @pytest.mark.parametrize("params, message", [
     # a recipe with no outputs: its INT8 folder is looked up first (exported_model)
     ({"benchmark": BENCH, "recipes": {"missing": {}}}, "model (int8_missing) "),
     ({"benchmark": {**BENCH, "statistic": "max"}}, "parameter benchmark.statistic: 'max' is not one of"),
     ({"benchmark": {**BENCH, "threads": 0}}, "parameter benchmark.threads: 0 is below 1"),
+    ({"benchmark": {**BENCH, "throughput_images": -1}}, "parameter benchmark.throughput_images: -1 is below 0"),
+    ({"benchmark": {**BENCH, "throughput_threads": "all"}}, "parameter benchmark.throughput_threads: expected int"),
+    ({"benchmark": {k: v for k, v in BENCH.items() if k != "throughput_images"}},
+     "parameter benchmark.throughput_images: missing"),
     ({"benchmark": {**BENCH, "imgsz": [96, 100]}}, "parameter benchmark.imgsz: expected [h, w]"),
     ({"benchmark": BENCH, "peers": {"formats": "onnx_int8"}}, "parameter peers.formats: expected list"),
     ({"benchmark": BENCH, "peers": {"formats": ["openvino_int8"]}}, "peer/openvino_int8: not found"),
@@ -129,5 +226,11 @@ def test_benchmark_rejects_a_static_export_of_another_size(tmp_path, layout, tin
     assert "onnx/baseline.onnx: static input shape [64, 64] cannot run at benchmark.imgsz [96, 128]" in lines[0]
     assert "export_onnx.dynamic: true" in lines[0]
     assert not metrics.exists() and not plot.exists()
-    res, metrics, _ = bench(root, tmp_path, data, tiny_yolo, {"benchmark": {**BENCH, "imgsz": [64, 64]}})
-    assert json.loads(metrics.read_text())["imgsz"] == [64, 64]  # at its own size it runs
+    res, metrics, plot = bench(root, tmp_path, data, tiny_yolo,
+                               {"benchmark": {**BENCH, "imgsz": [64, 64], "throughput_images": 0}})
+    m = json.loads(metrics.read_text())
+    assert m["imgsz"] == [64, 64]  # at its own size it runs
+    # throughput_images: 0, no throughput pass: the latency keys alone
+    assert m["throughput_images"] == 0 and not {"throughput_threads", "best_fp32_throughput"} & set(m)
+    assert all(set(r) == KEYS for r in m["variants"].values())
+    assert "throughput_fps" not in plot.read_text().splitlines()[0]

@@ -15,7 +15,7 @@ import onnx
 import pytest
 
 from tests.conftest import ROOT, run
-from tests.test_benchmark import BENCH, KEYS, LAYOUT, bench
+from tests.test_benchmark import BENCH, KEYS, LAYOUT, THROUGHPUT_KEYS, bench
 from tests.test_export_quantize import ACCURACY, EXPORT, OPENVINO, QUANTIZE_KEYS, export_stage, quantize_stage
 from tests.test_system import tiny_onnx_classifier  # noqa: F401  (a fixture)
 
@@ -294,7 +294,7 @@ def test_benchmark_times_the_peers_beside_our_variants(layout, live_yolo, tiny_d
     rows = m["variants"]
     assert m["imgsz"] == [96, 128] and m["accuracy_imgsz"] == list(SIZE)
     assert set(rows) == {"pytorch_baseline", "onnx_baseline", "int8_baseline", *(f"ultralytics_{f}" for f in PEERS)}
-    assert set(rows["int8_baseline"]) == KEYS
+    assert set(rows["int8_baseline"]) == KEYS | THROUGHPUT_KEYS
     for f in PEERS:
         assert set(rows[f"ultralytics_{f}"]) == set(rows["int8_baseline"]), f
     kinds = {n: (r["kind"], r["runtime"]) for n, r in rows.items()}
@@ -312,6 +312,17 @@ def test_benchmark_times_the_peers_beside_our_variants(layout, live_yolo, tiny_d
         assert r["float_precision"] in (("f32", "bf16", "f16") if r["runtime"] == "openvino" else ("f32",)), name
         if r["kind"] in ("pytorch", "onnx_fp32", "openvino_fp32"):
             assert best["latency_ms_min"] <= r["latency_ms_min"], name
+        # the THROUGHPUT hint's streams share the threads; onnxruntime runs one image at a time
+        streams, requests = r.get("throughput_streams"), r.get("throughput_requests")
+        if r["runtime"] == "openvino":
+            assert 1 <= streams <= m["throughput_threads"] and requests >= streams, name
+        elif r["runtime"] == "onnxruntime":
+            assert (streams, requests) == (1, 1), name
+    # by throughput, the fastest FP32 form of the baseline is one that has a throughput: not PyTorch's
+    fastest = rows[m["best_fp32_throughput"]]
+    assert m["best_fp32_throughput"] in ("onnx_baseline", "ultralytics_openvino_fp32")
+    assert all(fastest["throughput_fps"] >= rows[n]["throughput_fps"]
+               for n in ("onnx_baseline", "ultralytics_openvino_fp32"))
     for f in PEERS:  # accuracy: the peer stage's own, at the export size
         peer = json.loads((layout / "peer_metrics" / f"{f}.json").read_text())
         assert rows[f"ultralytics_{f}"]["pose_map50_95"] == peer["pose_map50_95"]

@@ -4,6 +4,7 @@ report, a remote served read-only over HTTP on 127.0.0.1, the run-cache, and exp
 The session's finished tiny run (conftest's finished_project) is pushed to a local remote; every
 test works in its own `git clone` of it, as a colleague would.
 """
+import csv
 import functools
 import json
 import subprocess
@@ -242,15 +243,16 @@ def test_experiment_with_a_set_parameter_and_the_plot_across_experiments(finishe
     assert out.stat().st_size > 0
 
 
-def test_queued_experiments_run_two_at_a_time_and_are_plotted_together(finished, tmp_path):
-    """The README's sweep: three experiments queued, `dvc queue start --jobs 2`, their metrics read
-    with `dvc exp show --json` and drawn by tools.exp_plot, one point each."""
+def test_queued_experiments_run_two_at_a_time_and_make_a_frontier(finished, tmp_path):
+    """The README's sweep: three levels of pruning queued, `dvc queue start --jobs 2`, their
+    metrics read with `dvc exp show --json`, drawn by tools.exp_plot, written as a frontier by
+    tools.frontier and drawn in the report beside the comparison variants."""
     repo, _ = finished
     clone = git_clone(repo, tmp_path / "clone")
     run(["dvc", "pull", "-q"], clone)
-    imgsz = yaml.safe_load((clone / "params.yaml").read_text())["eval_baseline"]["imgsz"]
-    sizes = [imgsz + 32, imgsz + 64, imgsz + 96]
-    run(["dvc", "exp", "run", "--queue", "-S", f"eval_baseline.imgsz={','.join(map(str, sizes))}"], clone)
+    cuts = [0.1, 0.2, 0.3]
+    run(["dvc", "exp", "run", "--queue", "-S",
+         f"recipes.fast.prune.gflops_reduction={','.join(map(str, cuts))}"], clone)
     run(["dvc", "queue", "start", "--jobs", "2"], clone)
     for _ in range(900):  # the workers run in the background: wait for them, 15 min at most
         status = run(["dvc", "queue", "status"], clone).stdout
@@ -260,15 +262,48 @@ def test_queued_experiments_run_two_at_a_time_and_are_plotted_together(finished,
     assert status.count("Success") == 3, status
     shown = json.loads(run(["dvc", "exp", "show", "--json"], clone).stdout)
     exps = [r for c in shown for e in (c.get("experiments") or []) for r in e["revs"]]
-    got = sorted(e["data"]["params"]["params.yaml"]["data"]["eval_baseline"]["imgsz"] for e in exps)
-    assert got == sizes
+    got = sorted(e["data"]["params"]["params.yaml"]["data"]["recipes"]["fast"]["prune"]["gflops_reduction"]
+                 for e in exps)
+    assert got == cuts
     out = tmp_path / "plot" / "exp.png"
-    run([sys.executable, "-m", "tools.exp_plot", "--x", "metrics/eval_baseline.json:gflops",
-         "--y", "metrics/eval_baseline.json:pose_map50_95", "--out", str(out)], clone)
+    run([sys.executable, "-m", "tools.exp_plot", "--x", "metrics/prune/fast.json:gflops",
+         "--y", "metrics/benchmark.json:variants.int8_fast.pose_map50_95", "--out", str(out)], clone)
     rows = out.with_suffix(".csv").read_text().splitlines()[1:]
     assert len(rows) == 4 and out.stat().st_size > 0  # the commit and the three experiments
     gflops = sorted(float(r.split(",")[2]) for r in rows)
-    assert len(set(gflops)) == 4  # each experiment measured at its own size
+    assert len(set(gflops)) == 4  # each experiment pruned to its own level
+
+    runs = tmp_path / "results"
+    front = runs / "sweep" / "frontier.csv"
+    res = run([sys.executable, "-m", "tools.frontier", "--out", str(front)], clone)
+    assert "3 experiments" in res.stdout, res.stdout
+    with front.open() as f:
+        table = list(csv.DictReader(f))
+    sweep = [r for r in table if r["kind"] == "sweep"]
+    by_cut = {float(r["recipes.fast.prune.gflops_reduction"]): r for r in sweep}
+    assert sorted(by_cut) == cuts
+    assert float(by_cut[0.1]["gflops"]) > float(by_cut[0.3]["gflops"])  # more cut, fewer GFLOPs
+    peers = {r["point"] for r in table if r["kind"] == "peer"}
+    assert {"onnx_baseline", "int8_baseline", "ultralytics_openvino_int8"} <= peers, peers
+    for r in sweep:  # each point is its experiment's own int8_fast figures
+        bench = next(e for e in exps if e["name"] == r["point"])["data"]["metrics"]["metrics/benchmark.json"]["data"]
+        assert float(r["pose_map50_95"]) == bench["variants"]["int8_fast"]["pose_map50_95"]
+    report = tmp_path / "report"
+    run([sys.executable, "-m", "stages.report", "--metrics", "metrics", "--plots", "plots",
+         "--out", str(report / "report.md"), "--figures", str(report / "figures"), "--runs", str(runs)], clone)
+    text = (report / "report.md").read_text()
+    assert "## Frontier: accuracy against latency" in text
+    assert (report / "figures" / "frontier_sweep.png").stat().st_size > 0
+    for r in sweep:
+        assert f"| {r['point']} | {r['recipes.fast.prune.gflops_reduction']} |" in text
+    # experiments of different sweeps cannot share one frontier's axes
+    mixed = tmp_path / "mixed.json"
+    for e in exps[:1]:
+        e["data"]["params"]["params.yaml"]["data"]["benchmark"]["imgsz"] = [1, 1]
+    mixed.write_text(json.dumps(shown))
+    res = run([sys.executable, "-m", "tools.frontier", "--json-file", str(mixed), "--out", str(tmp_path / "x.csv")],
+              clone, check=False)
+    assert res.returncode != 0 and "benchmark.imgsz" in res.stderr and not (tmp_path / "x.csv").exists(), res.stderr
 
 
 SWEEPS = {"recipes.fast.prune.gflops_reduction": ("prune@fast", 0.3),

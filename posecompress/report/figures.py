@@ -103,3 +103,34 @@ def curves(series: dict, x: str, y: str, path, title: str, level: tuple = None, 
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
     return Path(path)
+
+
+def frontier(sweeps: dict, peers: list, path, xlabel: str, ylabel: str, title: str, level: tuple = None) -> Path:
+    """PNG of sweeps ({name: [(label, x, y), ...]}), each joined in x order, comparison points
+    (peers, (label, x, y)) as grey squares beside them, and a dashed horizontal line at `level`
+    ((label, value)), if given; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for name, points in sweeps.items():
+        points = sorted(points, key=lambda p: p[1])
+        ax.plot([p[1] for p in points], [p[2] for p in points], marker="o", label=name)
+        for label, x, y in points:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if peers:
+        ax.scatter([p[1] for p in peers], [p[2] for p in peers], marker="s", color="grey", label="comparison")
+        for label, x, y in peers:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, -10), fontsize=7, color="dimgrey")
+    if level:
+        ax.axhline(level[1], color="grey", linestyle="--", linewidth=1, label=level[0])
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return Path(path)

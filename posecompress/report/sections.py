@@ -123,16 +123,29 @@ def variant_name(name: str) -> str:
 
 
 def variants_table(bm: dict, rows: dict) -> str:
-    """One row per variant, ours and Ultralytics' exports: runtime, accuracy, latency, speed-ups, sizes."""
+    """One row per variant, ours and Ultralytics' exports: runtime, accuracy, latency (batch 1, the
+    benchmark's threads), speed-ups, throughput with every core where measured, sizes."""
     stat, best = bm.get("statistic", "p50"), bm.get("best_fp32")
-    return table(
-        ["variant", "runtime", "mAP50", "mAP50-95", f"latency ({stat})", "p50 / p90", "speed-up vs ONNX FP32",
-         f"vs fastest FP32 (`{best}`)" if best else "vs fastest FP32", "vs PyTorch", "size", "compressed",
-         "compressed: smaller by"],
-        [[variant_name(k), runtime(v), pct(v.get(MAP[0])), pct(v.get(MAP[1])), ms(v.get(f"latency_ms_{stat}")),
-          f"{ms(v.get('latency_ms_p50'))} / {ms(v.get('latency_ms_p90'))}", times(v.get("speedup_vs_onnx_fp32")),
-          times(v.get("speedup_vs_best_fp32")), times(v.get("speedup_vs_pytorch")), mb(v.get("size_bytes")),
-          mb(v.get("zip_bytes")), percent(v.get("size_reduction"))] for k, v in rows.items()])
+    headers = ["variant", "runtime", "mAP50", "mAP50-95", f"latency ({stat})", "p50 / p90", "speed-up vs ONNX FP32",
+               f"vs fastest FP32 (`{best}`)" if best else "vs fastest FP32", "vs PyTorch"]
+    cells = {k: [variant_name(k), runtime(v), pct(v.get(MAP[0])), pct(v.get(MAP[1])), ms(v.get(f"latency_ms_{stat}")),
+                 f"{ms(v.get('latency_ms_p50'))} / {ms(v.get('latency_ms_p90'))}",
+                 times(v.get("speedup_vs_onnx_fp32")), times(v.get("speedup_vs_best_fp32")),
+                 times(v.get("speedup_vs_pytorch"))] for k, v in rows.items()}
+    # benchmark files from before the throughput pass, or with it off, keep the latency table alone
+    if any("throughput_fps" in v for v in rows.values()):
+        best_t = bm.get("best_fp32_throughput")
+        headers += [f"throughput, {bm.get('throughput_threads', DASH)} threads (images/s)", "throughput vs ONNX FP32",
+                    f"throughput vs fastest FP32 (`{best_t}`)" if best_t else "throughput vs fastest FP32"]
+        for k, v in rows.items():
+            fps, streams = v.get("throughput_fps"), v.get("throughput_streams") or 1
+            cells[k] += [DASH if fps is None else f"{fps:.1f}" + (f" ({streams} streams)" if streams > 1 else ""),
+                         times(v.get("speedup_throughput_vs_onnx_fp32")),
+                         times(v.get("speedup_throughput_vs_best_fp32"))]
+    headers += ["size", "compressed", "compressed: smaller by"]
+    for k, v in rows.items():
+        cells[k] += [mb(v.get("size_bytes")), mb(v.get("zip_bytes")), percent(v.get("size_reduction"))]
+    return table(headers, list(cells.values()))
 
 
 def calibration(p: dict) -> str:
