@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+SSHD := /usr/sbin/sshd
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # stages run as `python -m stages.<name>` under dvc: the venv's python must come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -33,8 +35,15 @@ repro: data
 repro-all: data
 	dvc repro --force
 
-test: $(STAMP)
+test: $(STAMP) $(SSHD)
 	python -m pytest -q tests
+
+# the SSH remote's test starts its own OpenSSH server on 127.0.0.1 (tests/test_ssh_remote.py);
+# the unit tier needs none
+$(SSHD):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server \
+	  || { $(SUDO) apt-get update -q && \
+	       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server; }
 
 # the unit tier: no model trained, no stage run (a few minutes at most)
 test-fast: $(STAMP)

@@ -24,6 +24,7 @@ import shutil
 
 from posecompress.common.checks import dataset_images, image_shape, load_params, param, pose_dataset_yaml, run_stage
 from posecompress.common.outputs import atomic_path, scratch_dir, write_json
+from posecompress.quiet_logs import import_nncf
 from posecompress.yolo.exported import (export_metadata, exported_model, image_input, ir_xml, is_openvino,
                                         model_bytes, runtime_of, write_openvino)
 from posecompress.yolo.models import check_pose_export, load_pose_model, validate
@@ -52,6 +53,8 @@ def export_peer(model_path, fmt: str, out, dataset, p: dict):
         args.update(opset=p["opset"], simplify=p["simplify"])
     if args.get("quantize"):  # data= always: without it the exporter would fetch its default dataset
         args.update(data=str(dataset), split="train", fraction=p["calibration_images"])
+    if args["format"] == "openvino" and args.get("quantize"):
+        import_nncf()  # the exporter quantizes with NNCF, whose log level holds only once it is imported
     import torch
 
     # Ultralytics' calibration loader shuffles with a seed drawn from torch's initial seed, which

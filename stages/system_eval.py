@@ -68,10 +68,13 @@ def classifier_pairing(section: dict, recipes: list, classifier_recipes: list) -
 
 def ground_truth(image: Path, width: int, height: int):
     """Boxes (n, 4, xyxy pixels) and activities (n,) of the labelled people in one image; activities
-    None where the image has no activity file."""
+    None where the image has no activity file. An image without a label file shows no one."""
     labels = image.parent.parent.parent / "labels" / image.parent.name / f"{image.stem}.txt"
     acts = activity_file(image)
-    rows = np.array([list(map(float, ln.split()[:5])) for ln in labels.read_text().splitlines() if ln.strip()])
+    # Ultralytics reads an image without a label file as background; the check stage lets one through
+    # only where the dataset YAML says background_images: true (posecompress/common/dataset_census.py)
+    text = labels.read_text() if labels.is_file() else ""
+    rows = np.array([list(map(float, ln.split()[:5])) for ln in text.splitlines() if ln.strip()])
     activities = np.array([int(a) for a in acts.read_text().split()], dtype=int) if acts.exists() else None
     if len(rows) == 0:
         return np.zeros((0, 4)), activities

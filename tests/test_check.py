@@ -9,7 +9,7 @@ import yaml
 
 from posecompress.common.checks import InputError
 from posecompress.common.dataset_census import dataset_census
-from tests.conftest import ROOT, make_project, run
+from tests.conftest import ROOT, SYSTEM_PARAMS, labelled_people, make_project, run, system_eval_stage
 
 
 def check(tmp_path, data, params, classifier=None, check=True):
@@ -124,21 +124,16 @@ def test_dvc_repro_stops_at_the_check_before_any_other_stage(tmp_path, tiny_inpu
     assert not (repo / "metrics" / "eval_baseline.json").exists()
 
 
-def test_system_eval_without_activity_files_measures_detection_alone(tmp_path, data_copy):
-    from tests.test_system import PARAMS, system_eval
-
+def test_system_eval_without_activity_files_measures_detection_alone(tmp_path, data_copy, tiny_onnx_classifier):
     shutil.rmtree(data_copy / "pose" / "activities")
-    import torch
-
-    model = torch.nn.Sequential(torch.nn.Linear(51, 20), torch.nn.Softmax(dim=1)).eval()
-    classifier = tmp_path / "classifier.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 51),), str(classifier), input_names=["keypoints"],
-                      dynamic_axes={"keypoints": {0: "n"}}, dynamo=False)
     out = tmp_path / "out"
     out.mkdir()
-    res = system_eval(out, data_copy, classifier, classifier, PARAMS, {"other": {}}, {"other": {}})
+    classifier = tiny_onnx_classifier
+    res = system_eval_stage(out, data_copy, classifier, classifier, SYSTEM_PARAMS, {"other": {}}, {"other": {}})
     m = json.loads((out / "m.json").read_text())
-    assert all(pair["people"] > 0 and 0 <= pair["recall"] <= 1 and "activity_acc_all" not in pair for pair in m.values())
+    people = labelled_people(data_copy, SYSTEM_PARAMS["max_images"])
+    assert all(pair["people"] == people > 0 and "activity_acc_all" not in pair for pair in m.values())
+    assert m["other"]["recall"] == m["baseline"]["recall"]  # a copy of the same detector
     assert "activity not measured (no activity files)" in res.stdout
 
 

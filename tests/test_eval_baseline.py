@@ -1,11 +1,12 @@
 """eval_baseline on a tiny model: Ultralytics' validator, metrics keys, bad input before work."""
 import json
+import re
 import sys
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run
+from tests.conftest import ACCURACY, ROOT, ROUNDING, run, stage_main, ultralytics_accuracy, write_params
 
 STAGE = [sys.executable, "-m", "stages.eval_baseline"]
 
@@ -20,12 +21,14 @@ def stage(tmp_path, model, data, params=None, check=True):
 
 
 def test_writes_pose_box_and_size_metrics(tmp_path, tiny_inputs):
-    _, metrics = stage(tmp_path, tiny_inputs / "models" / "yolo_pose.pt", tiny_inputs / "pose" / "pose.yaml")
+    model, data = tiny_inputs / "models" / "yolo_pose.pt", tiny_inputs / "pose" / "pose.yaml"
+    _, metrics = stage(tmp_path, model, data)
     m = json.loads(metrics.read_text())
-    assert set(m) == {"architecture", "pose_map50", "pose_map50_95", "box_map50", "box_map50_95", "params", "gflops"}
+    assert set(m) == {"architecture", *ACCURACY, "params", "gflops"}
     assert m["architecture"] == "yolov8n-pose"  # the Ultralytics YAML the tiny model was built from
-    assert all(0 <= m[k] <= 1 for k in ("pose_map50", "pose_map50_95", "box_map50", "box_map50_95"))
-    assert m["pose_map50_95"] <= m["pose_map50"]
+    # Ultralytics' validator on the same checkpoint at eval_baseline's imgsz and batch
+    want = ultralytics_accuracy(model, data, 64, 4, tmp_path / "val")
+    assert {k: m[k] for k in ACCURACY} == pytest.approx(want, abs=ROUNDING)
     assert 3_000_000 < m["params"] < 3_500_000  # yolov8n-pose
     assert m["gflops"] > 0
 
@@ -86,9 +89,6 @@ def bad_yaml(tmp_path, data):
     (detect_model, None, None, "a YOLO 'detect' model, not a pose model"),
     (None, wrong_kpt_shape, None, "kpt_shape is [5, 3], expected [17, 3]"),
     (None, nowhere, None, "train images"),
-    (None, None, {"imgsz": "big", "batch": 4}, "parameter eval_baseline.imgsz: expected int, got 'big'"),
-    (None, None, {"imgsz": 64, "batch": 0}, "parameter eval_baseline.batch: 0 is below 1"),
-    (None, None, {"imgsz": 64}, "parameter eval_baseline.batch: missing"),
 ])
 def test_bad_input_stops_with_one_line(tmp_path, tiny_inputs, make_model, make_data, params, message):
     model = make_model(tmp_path, tiny_inputs) if make_model else tiny_inputs / "models" / "yolo_pose.pt"
@@ -100,6 +100,24 @@ def test_bad_input_stops_with_one_line(tmp_path, tiny_inputs, make_model, make_d
     assert message.format(model) in lines[0]
     assert not metrics.parent.exists() or not any(metrics.parent.iterdir())
     assert "re-download" not in lines[0] and lines[0].count("(") == lines[0].count(")")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"imgsz": "big", "batch": 4}, "parameter eval_baseline.imgsz: expected int, got 'big'"),
+    ({"imgsz": 64, "batch": 0}, "parameter eval_baseline.batch: 0 is below 1"),
+    ({"imgsz": 64}, "parameter eval_baseline.batch: missing"),
+])
+def test_bad_parameter_stops_before_work(monkeypatch, tmp_path, params, message):
+    """main() in this process stops on the parameter before it writes anything; the model and dataset
+    it is given do not exist, so reading either first would stop it with another message."""
+    from posecompress.common.checks import InputError
+
+    metrics = tmp_path / "out" / "eval_baseline.json"
+    with pytest.raises(InputError, match=re.escape(message)):
+        stage_main(monkeypatch, "eval_baseline", "--model", tmp_path / "absent.pt", "--data",
+                   tmp_path / "absent.yaml", "--metrics", metrics,
+                   "--params", write_params(tmp_path, eval_baseline=params))
+    assert not metrics.parent.exists()
 
 
 def test_params_file_syntax_error_names_the_line(tmp_path, tiny_inputs):

@@ -14,10 +14,8 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.conftest import ROOT, run
-from tests.test_benchmark import BENCH, KEYS, LAYOUT, THROUGHPUT_KEYS, bench
-from tests.test_export_quantize import ACCURACY, EXPORT, OPENVINO, QUANTIZE_KEYS, export_stage, quantize_stage
-from tests.test_system import tiny_onnx_classifier  # noqa: F401  (a fixture)
+from tests.conftest import (ACCURACY, BENCH, EXPORT, KEYS, LAYOUT, OPENVINO, QUANTIZE_KEYS, ROOT, ROUNDING,
+                            THROUGHPUT_KEYS, bench, export_stage, quantize_stage, run, ultralytics_accuracy)
 
 PEERS = ("onnx_int8", "openvino_fp32", "openvino_int8")
 SIZE = (64, 64)
@@ -113,7 +111,7 @@ def peers(tmp_path_factory, tiny_data, live_yolo, params_file, quiet):
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory, fp32, quantized, peers):
-    """The benchmark's inputs (test_benchmark.LAYOUT): the baseline's FP32 ONNX, its OpenVINO INT8
+    """The benchmark's inputs (conftest.LAYOUT): the baseline's FP32 ONNX, its OpenVINO INT8
     and the peers, as the stages wrote them."""
     root = tmp_path_factory.mktemp("layout")
     for d in LAYOUT:
@@ -201,7 +199,9 @@ def test_openvino_quantize_writes_an_ir_that_keeps_its_scope_float(quantized, fp
     assert (m["mode"], m["runtime"], m["calibration_images"], m["float_stem"]) == ("openvino", "openvino", 4, False)
     assert m["nodes_kept_float"] == len(keep) > 0 and m["size_bytes"] == model_bytes(ir)
     assert 0 < m["conv_quantized"] <= m["conv_total"] == sum(n.op_type == "Conv" for n in src.graph.node)
-    assert all(0 <= m[k] <= 1 for k in ACCURACY)
+    # the IR's own accuracy, at the size the FP32 file was exported at
+    want = ultralytics_accuracy(ir, tiny_data / "pose" / "pose.yaml", list(SIZE), 1, tmp_path / "val")
+    assert {k: m[k] for k in ACCURACY} == pytest.approx(want, abs=ROUNDING)
     meta = export_metadata(ir)
     assert meta["task"] == "pose" and list(meta["imgsz"]) == list(SIZE)
     assert io_dims(ir)[1] == [1, 3, *SIZE]  # a static input: the export size
@@ -243,21 +243,27 @@ def test_openvino_int8_matches_its_fp32_source_on_val_images(quantized, fp32, ti
     assert (per_image < INT8_MEDIAN_PX).all(), per_image
 
 
-def test_pipeline_predicts_with_the_quantize_folder(quantized, tiny_onnx_classifier, tiny_data):  # noqa: F811
-    """The detector + classifier pair takes the stage's folder, at the size the IR was exported at."""
+def test_pipeline_predicts_with_the_quantize_folder(quantized, tiny_onnx_classifier, tiny_data):
+    """The detector + classifier pair takes the stage's folder, at the size the IR was exported at;
+    each person's activity is what the classifier file, run here, makes of its keypoints."""
+    import onnxruntime as ort
+
     from posecompress.common.checks import dataset_images
-    from posecompress.runtime.pipeline import PosePipeline, read_image
+    from posecompress.runtime.pipeline import PosePipeline, keypoint_features, read_image
 
     pipeline = PosePipeline(quantized[0], tiny_onnx_classifier, conf=0.0, threads=1)
     assert pipeline.size == {"imgsz": list(SIZE)}
     people = [p for f in dataset_images(tiny_data / "pose" / "pose.yaml", "val") for p in pipeline(read_image(f))]
     assert people
+    classifier = ort.InferenceSession(str(tiny_onnx_classifier), providers=["CPUExecutionProvider"])
     for p in people:
         assert p.keypoints.shape == (17, 3) and np.isfinite(p.box).all()
-        assert 0 <= p.activity < 20 and 0 <= p.probability <= 1
+        features = keypoint_features(p.keypoints, pipeline.kpt_seen, pipeline.kpt_occluded)[None]
+        probabilities = classifier.run(None, {classifier.get_inputs()[0].name: features.astype(np.float32)})[0][0]
+        assert p.activity == probabilities.argmax() and p.probability == pytest.approx(probabilities.max())
 
 
-def test_peers_export_validate_and_share_our_metric_keys(peers, quantized):
+def test_peers_export_validate_and_share_our_metric_keys(peers, quantized, tiny_data, tmp_path):
     import openvino as ov
     import ultralytics
 
@@ -274,9 +280,12 @@ def test_peers_export_validate_and_share_our_metric_keys(peers, quantized):
         int8 = f.endswith("int8")
         assert (m["format"], m["ultralytics_version"], m["size_bytes"]) == (f, ultralytics.__version__, model_bytes(model))
         assert (m["calibration_images"], m["calibration_split"]) == ((4, "train") if int8 else (0, None))
-        assert all(0 <= m[k] <= 1 for k in ACCURACY)
         if f == "onnx_int8":
             assert m["runtime"] == "onnxruntime" and model.suffix == ".onnx"
+            # the written file's own accuracy at the export size (the OpenVINO peers are validated
+            # reshaped to it, in a copy the stage does not keep)
+            want = ultralytics_accuracy(model, tiny_data / "pose" / "pose.yaml", list(SIZE), 1, tmp_path)
+            assert {k: m[k] for k in ACCURACY} == pytest.approx(want, abs=ROUNDING)
             ops = {n.op_type for n in onnx.load(str(model)).graph.node}
             assert {"QuantizeLinear", "DequantizeLinear"} <= ops, ops
         else:

@@ -16,7 +16,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from tests.conftest import ROOT, configure_git, run
+from tests.conftest import ROOT, git_clone, run
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,6 @@ def finished(finished_project):
     """(repo, remote) of the session's finished tiny run."""
     repo, remote, _ = finished_project
     return repo, remote
-
-
-def git_clone(repo, dest, rev=None):
-    run(["git", "clone", "-q", str(repo), str(dest)], repo.parent)
-    configure_git(dest)
-    if rev:
-        run(["git", "checkout", "-q", rev], dest)
-    return dest
 
 
 def metrics_at(repo, rev) -> dict:

@@ -2,16 +2,14 @@
 import json
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 
 from posecompress.runtime.pipeline import Person
 from stages.system_eval import box_iou, match
-from tests.conftest import ROOT, run
-
-PARAMS = {"conf": 0.001, "iou_match": 0.5, "kpt_seen": 0.5, "kpt_occluded": 0.2,
-          "threads": 1, "max_images": 3, "sheet_images": 2}
+from tests.conftest import ROOT, SYSTEM_PARAMS, labelled_people, run, system_eval_stage
 
 
 def person(box, conf):
@@ -27,43 +25,128 @@ def test_match_takes_the_most_confident_detection_above_the_iou_threshold():
     assert match([person([0, 0, 10, 4], 0.9)], gt, 0.5) == {}  # IoU 0.4
 
 
-@pytest.fixture(scope="module")
-def tiny_onnx_classifier(tmp_path_factory):
-    """A real ONNX classifier: 51 keypoint values -> 20 softmax probabilities."""
-    import torch
+def test_detected_keypoints_become_the_features_the_classifier_was_trained_on():
+    """A detection's features (keypoint_features) are the activity set's row of the same keypoints
+    (demo.generate.activity_rows: normalise_keypoints of the keypoints and their visibility 1,
+    0.5 or 0): a keypoint the detector scores at least kpt_seen counts as visible, one at least
+    kpt_occluded as labelled but hidden, one below as unlabelled wherever the detector put it; and
+    where the person stands in the image, and how tall, does not matter."""
+    from demo.generate import ACTIVITY_POSE_NOISE
+    from demo.skeleton import activity_prototypes, keypoints_from_pose, normalise_keypoints, sample_pose
+    from posecompress.runtime.pipeline import keypoint_features
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(51, 20), torch.nn.Softmax(dim=1)).eval()
-    path = tmp_path_factory.mktemp("cls") / "classifier.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 51),), str(path), input_names=["keypoints"],
-                      dynamic_axes={"keypoints": {0: "n"}}, dynamo=False)
-    return path
+    seen, occluded = SYSTEM_PARAMS["kpt_seen"], SYSTEM_PARAMS["kpt_occluded"]
+    pose = sample_pose(activity_prototypes(0), 12, np.random.default_rng(0), ACTIVITY_POSE_NOISE)
+    xy = keypoints_from_pose(pose, 100.0, np.zeros(2))
+    visibility = np.array([1.0, 0.5, 0.0] * 5 + [1.0, 0.5])
+    training = normalise_keypoints(xy, visibility)  # the row activity_rows writes for this person
+    # the detector's confidence in each keypoint: on, above and below each threshold
+    scores = {1.0: [seen, 0.9, 1.0], 0.5: [occluded, (seen + occluded) / 2, np.nextafter(seen, 0)],
+              0.0: [0.0, np.nextafter(occluded, 0), occluded / 2]}
+    conf = np.array([scores[v][i // 3 % 3] for i, v in enumerate(visibility)])
+    detected = np.c_[xy, conf]
+    detected[visibility == 0, :2] = [[900.0, -40.0]]  # keypoints the detector hardly sees: anywhere
+    np.testing.assert_array_equal(keypoint_features(detected, seen, occluded), training)
+    elsewhere = detected * [2.0, 2.0, 1.0] + [160.0, 96.0, 0.0]  # twice as tall, in another place
+    np.testing.assert_allclose(keypoint_features(elsewhere, seen, occluded), training, rtol=0, atol=1e-6)
 
 
-def system_eval(out, tiny_inputs, classifier, converted, system_params, recipes, classifier_recipes, check=True):
-    """system_eval on the tiny model with these params; `classifier` is the {name} template. Each
-    YOLO recipe's detector is a copy of the tiny model named after the recipe."""
-    import shutil
+# A hand-made val split of 100 x 80 images, each one flat grey level so a scripted detector knows
+# it: people as xyxy pixel boxes with their activities; None: a background image, no label file.
+W, H = 100, 80
+SCENE = {"a": (10, [((10, 10, 40, 70), 3), ((60, 10, 90, 70), 7)]),
+         "b": (20, [((20, 20, 80, 60), 5)]),
+         "c": (30, None)}
 
-    (out / "params.yaml").write_text(yaml.safe_dump({
-        "system_eval": system_params, "recipes": recipes, "classifier_recipes": classifier_recipes}))
-    det = str(tiny_inputs / "models" / "yolo_pose.pt")
-    (out / "det").mkdir(exist_ok=True)
-    for r in recipes:
-        shutil.copy(det, out / "det" / f"{r}.pt")
-    cmd = [sys.executable, "-m", "stages.system_eval", "--data", str(tiny_inputs / "pose" / "pose.yaml"),
-           "--classes", str(tiny_inputs / "activity" / "classes.txt"), "--baseline", det, str(converted),
-           "--detector", str(out / "det" / "{name}.pt"), "--classifier", str(classifier),
-           "--metrics", str(out / "m.json"), "--sheet", str(out / "sheet.png"),
-           "--pairs-out", str(out / "pairs.json"), "--params", str(out / "params.yaml")]
-    return run(cmd, ROOT, check=check)
+
+def scene_dataset(root, activities=True, background=True):
+    """SCENE as a pose dataset under root (val split; train: the same images), its YAML's path."""
+    for split in ("train", "val"):
+        for sub in ("images", "labels") + (("activities",) if activities else ()):
+            (root / sub / split).mkdir(parents=True)
+        for stem, (grey, people) in SCENE.items():
+            cv2.imwrite(str(root / "images" / split / f"{stem}.png"), np.full((H, W, 3), grey, np.uint8))
+            if activities:
+                (root / "activities" / split / f"{stem}.txt").write_text("".join(f"{a}\n" for _, a in people or []))
+            if people is not None:
+                rows = [f"0 {(x0 + x1) / 2 / W} {(y0 + y1) / 2 / H} {(x1 - x0) / W} {(y1 - y0) / H}" + " 0" * 51
+                        for (x0, y0, x1, y1), _ in people]
+                (root / "labels" / split / f"{stem}.txt").write_text("".join(f"{r}\n" for r in rows))
+    spec = {"path": str(root), "train": "images/train", "val": "images/val", "kpt_shape": [17, 3],
+            "names": {0: "person"}, **({"background_images": True} if background else {})}
+    (root / "pose.yaml").write_text(yaml.safe_dump(spec))
+    return root / "pose.yaml"
+
+
+class Scripted:
+    """A detector + classifier pair that finds, in each SCENE image (told by its grey level), the
+    people it is given for that image."""
+
+    def __init__(self, found: dict):
+        self.found = {SCENE[stem][0]: people for stem, people in found.items()}
+
+    def __call__(self, image):
+        return self.found.get(int(image[0, 0, 0]), [])
+
+
+def found(box, conf, activity):
+    return Person(np.array(box, float), conf, np.zeros((17, 3)), activity, 1.0)
+
+
+def test_system_eval_counts_matched_people_and_their_activities(tmp_path):
+    """Recall is matched people over labelled people; activity accuracy counts the matched people
+    classified right, over the matched and over all. Worked by hand on SCENE: `exact` finds all
+    three people (on `a` the first person twice, the less confident detection with the wrong
+    activity; the second person with activity 2, not 7) and one person on the background image;
+    `partial` finds `a`'s second person alone, its box on the first one too far off (IoU 0.33)."""
+    from posecompress.common.checks import dataset_images
+    from stages.system_eval import evaluate
+
+    images = dataset_images(scene_dataset(tmp_path / "pose"), "val")
+    (p1, _), (p2, _) = SCENE["a"][1]
+    (p3, _), = SCENE["b"][1]
+    pairs = {"exact": Scripted({"a": [found((11, 10, 40, 70), 0.3, 7), found(p1, 0.9, 3), found(p2, 0.8, 2)],
+                                "b": [found(p3, 0.7, 5)], "c": [found((0, 0, 50, 50), 0.9, 1)]}),
+             "partial": Scripted({"a": [found((25, 10, 55, 70), 0.9, 3), found(p2, 0.6, 7)]})}
+    metrics, detections = evaluate(pairs, images, 0.5)
+    figures = ("people", "recall", "activity_acc_matched", "activity_acc_all")
+    assert {k: metrics["exact"][k] for k in figures} == pytest.approx(
+        {"people": 3, "recall": 3 / 3, "activity_acc_matched": 2 / 3, "activity_acc_all": 2 / 3})
+    assert {k: metrics["partial"][k] for k in figures} == pytest.approx(
+        {"people": 3, "recall": 1 / 3, "activity_acc_matched": 1 / 1, "activity_acc_all": 1 / 3})
+    assert [len(d) for d in detections["exact"]] == [3, 1, 1]  # every detection kept, in image order
+
+
+def test_a_background_image_without_a_label_file_shows_no_one(tmp_path):
+    """The dataset check accepts a val image with no label file when the dataset YAML says
+    background_images: true; system_eval reads it as an image of no one, with or without activity
+    files, and a detection there matches nobody."""
+    from posecompress.common.checks import InputError, dataset_images
+    from posecompress.common.dataset_census import dataset_census
+    from stages.system_eval import evaluate, ground_truth
+
+    data = scene_dataset(tmp_path / "pose")
+    assert dataset_census(data)["val"]["no_label_file"] == 1
+    with pytest.raises(InputError, match="background_images: true"):
+        dataset_census(scene_dataset(tmp_path / "unmarked", background=False))
+    images = dataset_images(data, "val")
+    boxes, activities = ground_truth(images[2], W, H)
+    assert boxes.shape == (0, 4) and activities.tolist() == []
+    everywhere = Scripted({stem: [found((0, 0, W, H), 0.9, 0)] for stem in SCENE})
+    for dataset in (data, scene_dataset(tmp_path / "no_activities", activities=False)):
+        images = dataset_images(dataset, "val")
+        assert ground_truth(images[2], W, H)[0].shape == (0, 4)
+        metrics, _ = evaluate({"everywhere": everywhere}, images, 0.1)
+        # the whole-image box overlaps every labelled person by IoU 0.22 or more and matches one
+        # person an image: one of `a`, the one of `b`, no one of `c`
+        assert metrics["everywhere"]["people"] == 3 and metrics["everywhere"]["recall"] == pytest.approx(2 / 3)
 
 
 @pytest.fixture(scope="module")
 def system_run(tmp_path_factory, tiny_inputs, tiny_onnx_classifier):
     out = tmp_path_factory.mktemp("system")
-    return out, system_eval(out, tiny_inputs, tiny_onnx_classifier, tiny_onnx_classifier, PARAMS,
-                            {"other": {}}, {"other": {}})
+    return out, system_eval_stage(out, tiny_inputs, tiny_onnx_classifier, tiny_onnx_classifier, SYSTEM_PARAMS,
+                                  {"other": {}}, {"other": {}})
 
 
 def test_a_yolo_recipe_needs_no_classifier_twin(tmp_path, tiny_inputs, tiny_onnx_classifier):
@@ -76,8 +159,8 @@ def test_a_yolo_recipe_needs_no_classifier_twin(tmp_path, tiny_inputs, tiny_onnx
     shutil.copy(tiny_onnx_classifier, twin)
     template = tmp_path / "cls" / "{name}" / "model.onnx"
     recipes, classifier_recipes = {"other": {}, "light": {}}, {"other": {}}
-    system_eval(tmp_path, tiny_inputs, template, tiny_onnx_classifier, {**PARAMS, "classifier_of": {"other": "other"}},
-                recipes, classifier_recipes)
+    system_eval_stage(tmp_path, tiny_inputs, template, tiny_onnx_classifier,
+                      {**SYSTEM_PARAMS, "classifier_of": {"other": "other"}}, recipes, classifier_recipes)
     pairs = json.loads((tmp_path / "pairs.json").read_text())["pairs"]
     assert pairs["other"]["classifier"] == str(twin)
     assert pairs["light"]["classifier"] == pairs["baseline"]["classifier"] == str(tiny_onnx_classifier)
@@ -85,8 +168,8 @@ def test_a_yolo_recipe_needs_no_classifier_twin(tmp_path, tiny_inputs, tiny_onnx
     for bad, message in (({"light": "nosuch"}, "classifier_of.light: 'nosuch' is not a recipe of classifier_recipes"),
                          ({"nosuch": "other"}, "classifier_of.nosuch: no YOLO recipe of that name")):
         (tmp_path / "m.json").unlink(missing_ok=True)
-        res = system_eval(tmp_path, tiny_inputs, template, tiny_onnx_classifier, {**PARAMS, "classifier_of": bad},
-                          recipes, classifier_recipes, check=False)
+        res = system_eval_stage(tmp_path, tiny_inputs, template, tiny_onnx_classifier,
+                                {**SYSTEM_PARAMS, "classifier_of": bad}, recipes, classifier_recipes, check=False)
         assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and message in res.stderr, res.stderr
         assert not (tmp_path / "m.json").exists()
 
@@ -97,10 +180,14 @@ def test_system_eval_writes_metrics_sheet_and_pairs(system_run, tiny_inputs):
     out, _ = system_run
     m = json.loads((out / "m.json").read_text())
     assert set(m) == {"baseline", "other"}
+    people = labelled_people(tiny_inputs, SYSTEM_PARAMS["max_images"])
     for pair in m.values():
-        assert pair["people"] > 0
-        assert 0 <= pair["activity_acc_all"] <= pair["activity_acc_matched"] <= 1
-        assert 0 <= pair["recall"] <= 1 and pair["latency_ms_min"] <= pair["latency_ms_p50"]
+        assert pair["people"] == people > 0  # the label files of the first max_images val images
+        assert pair["latency_ms_min"] <= pair["latency_ms_p50"]
+    # `other` pairs a copy of the baseline's detector with the same classifier: whatever is not a
+    # timing is the baseline's to the last digit
+    accuracy = ("people", "recall", "activity_acc_matched", "activity_acc_all")
+    assert {k: m["other"][k] for k in accuracy} == {k: m["baseline"][k] for k in accuracy}
     assert m["baseline"]["speedup"] == 1.0
     sheet = cv2.imread(str(out / "sheet.png"))
     assert sheet.shape == (2 * 240, 2 * 320, 3)  # 2 images x 2 pairs of 320x240 tiles

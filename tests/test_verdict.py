@@ -1,12 +1,14 @@
 """The pull request's verdict (tools/verdict.py, `make report BASE=<rev>`): nothing beyond noise
-for a commit that changes nothing; a recipe change flagged, named and gated."""
+for a commit that changes nothing; a recipe change flagged, named and gated; what the verdict names
+as a change's cause."""
+import json
+
 import numpy as np
 import yaml
 
 from posecompress.runtime.timing import noise_band, speedup_spread
 from posecompress.review.verdict import headline_figures, judge
-from tests.conftest import run
-from tests.test_review_share import git_clone
+from tests.conftest import git_clone, run
 
 
 def test_speedup_spread_is_how_far_the_passes_lie_apart():
@@ -122,3 +124,126 @@ def test_a_stage_that_wrote_the_same_output_is_no_cause():
     assert causes(lock("a", 0.5), lock("a", 0.9), "prune@fast") == \
         "no parameter, code or data change upstream in dvc.lock"
     assert "`classifier_recipes.fast.amount` 0.5 → 0.9" in causes(lock("a", 0.5), lock("b", 0.9), "prune@fast")
+
+
+def yolo_lock() -> dict:
+    """dvc.lock's stages as DVC writes them (deps and outs with their md5, params by file), cut down
+    to the check, two recipes' prune and finetune, eval_baseline and the benchmark, which reads the
+    folder every YOLO stage writes into."""
+    def entry(deps, params, outs):
+        return {"deps": [{"path": p, "md5": f"{p} 1"} for p in deps], "params": {"params.yaml": params},
+                "outs": [{"path": p, "md5": f"{p} 1"} for p in outs]}
+
+    recipes = {r: {"prune": {"amount": 0.2}, "finetune": {"epochs": 1}} for r in ("reference", "fast")}
+    stages = {"check": entry(["data/pose", "posecompress/yolo/models.py", "stages/check.py"],
+                             {"recipes": recipes, "eval_baseline.imgsz": 64}, ["metrics/check.json"]),
+              "eval_baseline": entry(["metrics/check.json", "data/pose", "data/models/yolo_pose.pt",
+                                      "posecompress/yolo/models.py", "stages/eval_baseline.py"],
+                                     {"eval_baseline.imgsz": 64}, ["metrics/eval_baseline.json"])}
+    for r in recipes:
+        stages[f"prune@{r}"] = entry(["metrics/check.json", "data/pose", "data/models/yolo_pose.pt",
+                                      "posecompress/yolo/models.py", "stages/prune.py"],
+                                     {f"recipes.{r}.prune": recipes[r]["prune"]},
+                                     [f"outputs/yolo/prune/{r}/model.pt", f"metrics/prune/{r}.json"])
+        stages[f"finetune@{r}"] = entry([f"outputs/yolo/prune/{r}/model.pt", "data/pose",
+                                         "posecompress/yolo/models.py", "stages/finetune.py"],
+                                        {f"recipes.{r}.finetune": recipes[r]["finetune"], "training.device": "cpu"},
+                                        [f"outputs/yolo/finetune/{r}/model.pt", f"metrics/finetune/{r}.json"])
+    stages["benchmark"] = entry(["outputs/yolo", "data/pose", "posecompress/yolo/models.py", "stages/benchmark.py"],
+                                {"benchmark.images": 3, "recipes": recipes}, ["metrics/benchmark.json"])
+    return stages
+
+
+def changed(stages: dict, params=None, files=(), rewrote=()) -> dict:
+    """The lock after a change: parameter values (dotted name: value) set in every stage reading
+    them, whole section or leaf; files (code or data) with a new md5 wherever read; the stages in
+    `rewrote` having written new outputs."""
+    import copy
+
+    out = copy.deepcopy(stages)
+    for st in out.values():
+        section = st["params"]["params.yaml"]
+        for name, value in (params or {}).items():
+            for key in section:
+                if name == key:
+                    section[key] = value
+                elif name.startswith(key + "."):
+                    *path, leaf = name[len(key) + 1:].split(".")
+                    node = section[key]
+                    for p in path:
+                        node = node[p]
+                    node[leaf] = value
+        for d in st["deps"]:
+            d["md5"] = d["md5"].replace(" 1", " 2") if d["path"] in files else d["md5"]
+    for name in rewrote:
+        for o in out[name]["outs"]:
+            o["md5"] = o["md5"].replace(" 1", " 2")
+    written = {o["path"]: o["md5"] for st in out.values() for o in st["outs"]}
+    for st in out.values():  # a stage reading an output reads what was written last
+        for d in st["deps"]:
+            d["md5"] = written.get(d["path"], d["md5"])
+    return out
+
+
+NO_CAUSE = "no parameter, code or data change upstream in dvc.lock"
+
+
+def test_a_parameter_is_the_cause_where_it_is_read_and_downstream_only():
+    """A recipe's parameter names the cause of its own stages and of the benchmark, which reads the
+    folder they write; not of the other recipe's stages or eval_baseline, though the check reads
+    every recipe (it wrote the same census)."""
+    from posecompress.review.verdict import causes
+
+    base = yolo_lock()
+    head = changed(base, params={"recipes.reference.prune.amount": 0.3},
+                   rewrote=("prune@reference", "finetune@reference", "benchmark"))
+    cause = "`recipes.reference.prune.amount` 0.2 → 0.3"
+    for stage in ("prune@reference", "finetune@reference", "benchmark"):
+        assert causes(base, head, stage) == cause, stage
+    for stage in ("prune@fast", "finetune@fast", "eval_baseline"):
+        assert causes(base, head, stage) == NO_CAUSE, stage
+
+
+def test_code_and_data_are_causes_but_outputs_of_other_stages_are_not():
+    """Changed code or data a stage reads upstream is named by path; a stage's output another one
+    reads (the pruned model the fine-tune reads) changed because of it and is not named."""
+    from posecompress.review.verdict import causes
+
+    base = yolo_lock()
+    code = changed(base, files={"stages/prune.py"},
+                   rewrote=("prune@reference", "prune@fast", "finetune@reference", "finetune@fast", "benchmark"))
+    assert causes(base, code, "finetune@fast") == "changed: `stages/prune.py`"
+    assert causes(base, code, "benchmark") == "changed: `stages/prune.py`"
+    assert causes(base, code, "eval_baseline") == NO_CAUSE
+    everything = ("check", "eval_baseline", "prune@reference", "prune@fast", "finetune@reference",
+                  "finetune@fast", "benchmark")
+    data = changed(base, files={"data/pose"}, rewrote=everything)
+    for stage in everything:
+        assert causes(base, data, stage) == "changed: `data/pose`", stage
+    # new images the census does not see (the check wrote the same file): still the stage's own input
+    same_census = changed(base, files={"data/pose"}, rewrote=everything[1:])
+    assert causes(base, same_census, "prune@fast") == "changed: `data/pose`"
+
+
+def test_parameters_come_first_then_at_most_five_files_and_new_stages():
+    from posecompress.review.verdict import causes
+
+    base = yolo_lock()
+    files = {"data/pose", "data/models/yolo_pose.pt", "posecompress/yolo/models.py", "stages/check.py",
+             "stages/prune.py", "stages/finetune.py", "stages/benchmark.py"}
+    head = changed(base, params={"benchmark.images": 5}, files=files, rewrote=tuple(base))
+    cause = causes(base, head, "benchmark")
+    first, _, rest = cause.partition("; changed: ")
+    assert first == "`benchmark.images` 3 → 5" and rest.endswith(" (+2)"), cause
+    named = rest.removesuffix(" (+2)").split(", ")
+    assert len(named) == 5 and {n.strip("`") for n in named} < files, cause
+    # a recipe added: its stages are new upstream of the benchmark, which reads the recipes too
+    grown = changed(base, rewrote=("benchmark",))
+    for kind in ("prune", "finetune"):
+        grown[f"{kind}@light"] = json.loads(json.dumps(base[f"{kind}@fast"]).replace("fast", "light"))
+    grown["prune@light"]["params"]["params.yaml"]["recipes.light.prune"]["amount"] = 0.5
+    grown["benchmark"]["params"]["params.yaml"]["recipes"]["light"] = {"prune": {"amount": 0.5}}
+    cause = causes(base, grown, "benchmark")
+    assert cause.startswith("`recipes.light.prune.amount` None → 0.5; changed: ")
+    assert "`stage prune@light (new)`" in cause and "`stage finetune@light (new)`" in cause
+    assert causes(base, grown, "finetune@fast") == NO_CAUSE

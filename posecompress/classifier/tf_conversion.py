@@ -18,6 +18,7 @@ from torch import nn
 
 from posecompress.common.checks import InputError, existing_file
 from posecompress.common.outputs import scratch_dir
+from posecompress.quiet_logs import import_tensorflow
 from posecompress.classifier.models import graph_constant
 
 # The Keras layers an ordinary classifier uses and the chain converts exactly.
@@ -40,6 +41,7 @@ def keras_layers(model):
 
 def load_keras(path):
     """The Keras model of a .keras file; InputError in one line when it does not load."""
+    import_tensorflow()  # before keras, which imports it
     import keras
 
     try:
@@ -72,7 +74,7 @@ def serving_function(saved_dir: Path, n_features: int, source=None):
     """The SavedModel's serving signature, checked to take one (batch, n_features) float input.
     Errors name `source`, the user's model file (default: saved_dir itself)."""
     source = source or saved_dir
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         fn = tf.saved_model.load(str(saved_dir)).signatures["serving_default"]
@@ -90,7 +92,7 @@ def serving_function(saved_dir: Path, n_features: int, source=None):
 
 def tf_predict(fn, x: np.ndarray) -> np.ndarray:
     """Outputs of a serving signature with one output."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     outputs = fn(tf.constant(x))
     return next(iter(outputs.values())).numpy()

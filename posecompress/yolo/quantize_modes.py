@@ -141,12 +141,14 @@ def _gather_for_sliced_gather_elements(model):
 
 
 def _openvino(model, src, dst, p: dict, files, keep: list) -> None:
-    import nncf
     import onnx
     import openvino as ov
 
     from posecompress.common.outputs import scratch_dir
+    from posecompress.quiet_logs import import_nncf
     from posecompress.yolo.exported import write_openvino
+
+    nncf = import_nncf()
 
     _, shape = onnx_input_shape(src)
     with scratch_dir("openvino") as tmp:  # the graph OpenVINO converts: see _gather_for_sliced_gather_elements
