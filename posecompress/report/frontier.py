@@ -29,7 +29,8 @@ def frontier_section(runs, figures: Path) -> list:
         if not sweep:
             continue
         peers = [r for r in rows if r["kind"] == "peer"]
-        swept = [k for k in rows[0] if k not in COLUMNS]
+        # how the models were made; the benchmark's own settings (images timed) do not change them
+        swept = [k for k in rows[0] if k not in COLUMNS and not k.startswith("benchmark.")]
         short = lambda k: k.rsplit(".", 1)[-1]  # noqa: E731
         label = lambda r: ", ".join(f"{short(k)} {r[k]}" for k in swept) or r["point"]  # noqa: E731
         # one line per setting of everything but the pruning: e.g. one per fine-tune length
@@ -42,7 +43,7 @@ def frontier_section(runs, figures: Path) -> list:
         base = next((_number(r["pose_map50_95"]) for r in peers if r["point"] == "onnx_baseline"), None)
         png = frontier(lines_of, [(r["point"], _number(r["latency_ms"]), _number(r["pose_map50_95"])) for r in peers],
                        figures / f"frontier_{path.parent.name}.png", "latency (ms, 1 thread)", "pose mAP50-95",
-                       f"{path.parent.name}: accuracy against latency ({', '.join(map(short, cut))} by each point)",
+                       f"{path.parent.name} (points: {', '.join(map(short, cut))})",
                        ("ONNX baseline - 1 point", base - 0.01) if base is not None else None)
         body = [f"![frontier {path.parent.name}]({figures.name}/{png.name})",
                 table(["point", *map(short, swept), "GFLOPs", "latency", "× ORT FP32", "pose mAP50-95", "mAP50"],
