@@ -53,6 +53,11 @@ def experiments(shown: list) -> list:
     return found
 
 
+def varying_params(runs: list) -> list:
+    """The dotted parameter names whose value differs between the experiments, sorted."""
+    return sorted(k for k in {k for *_, p in runs for k in p} if len({str(p.get(k)) for *_, p in runs}) > 1)
+
+
 def axis_value(metrics: dict, spec: str):
     """The metric FILE:DOTTED.KEY of one experiment, or None."""
     file, _, key = spec.partition(":")
@@ -71,7 +76,7 @@ def main() -> None:
         if ":" not in spec:
             raise InputError(f"metric {spec!r}: expected FILE:DOTTED.KEY")
     runs = experiments(exp_show(a.json_file))
-    varying = sorted(k for k in {k for *_, p in runs for k in p} if len({str(p.get(k)) for *_, p in runs}) > 1)
+    varying = varying_params(runs)
     rows, missing = [], []
     for name, rev, metrics, params in runs:
         x, y = axis_value(metrics, a.x), axis_value(metrics, a.y)

@@ -24,7 +24,7 @@ from pathlib import Path
 from posecompress.common.checks import InputError, run_stage
 from posecompress.common.outputs import atomic_path
 from posecompress.report.frontier import COLUMNS
-from tools.exp_plot import exp_show, experiments
+from tools.exp_plot import exp_show, experiments, varying_params
 
 BENCHMARK = "metrics/benchmark.json"
 PEERS = ("onnx_baseline", "int8_baseline", "ultralytics_openvino_fp32", "ultralytics_openvino_int8",
@@ -51,8 +51,7 @@ def frontier_rows(runs: list, variant: str, peers=PEERS) -> list:
             raise InputError(f"experiments differ in {key} ({', '.join(sorted(values))}): "
                              f"select the ones of one sweep with --select")
     recipe = variant.split("_", 1)[1] if "_" in variant else variant
-    varying = sorted(k for k in {k for *_, p in runs for k in p}
-                     if len({str(p.get(k)) for *_, p in runs}) > 1)
+    varying = varying_params(runs)
     rows, timed = [], {}
     for name, _, metrics, params in runs:
         bench = metrics[BENCHMARK]
@@ -63,22 +62,23 @@ def frontier_rows(runs: list, variant: str, peers=PEERS) -> list:
             continue
         rows.append({"point": name, "kind": "sweep",
                      "gflops": (metrics.get(f"metrics/prune/{recipe}.json") or {}).get("gflops"),
-                     "latency_ms": v[stat], "speedup_vs_onnx_fp32": v.get("speedup_vs_onnx_fp32"),
-                     "pose_map50_95": v.get("pose_map50_95"), "pose_map50": v.get("pose_map50"),
-                     **{k: params.get(k) for k in varying}})
+                     **figures(v, stat), **{k: params.get(k) for k in varying}})
         for peer in peers:
             if peer in bench.get("variants", {}):
-                timed.setdefault(peer, []).append(bench["variants"][peer] | {"latency": bench["variants"][peer][stat]})
+                timed.setdefault(peer, []).append(figures(bench["variants"][peer], stat))
     if not rows:
         raise InputError(f"no selected experiment has variant {variant} in {BENCHMARK}")
     for peer, seen in timed.items():
         rows.append({"point": peer, "kind": "peer", "gflops": None,
-                     "latency_ms": statistics.median(s["latency"] for s in seen),
-                     "speedup_vs_onnx_fp32": statistics.median(s.get("speedup_vs_onnx_fp32") or 0 for s in seen),
-                     "pose_map50_95": statistics.median(s.get("pose_map50_95") or 0 for s in seen),
-                     "pose_map50": statistics.median(s.get("pose_map50") or 0 for s in seen),
+                     **{k: statistics.median(s[k] or 0 for s in seen) for k in seen[0]},
                      **{k: None for k in varying}})
     return rows
+
+
+def figures(v: dict, stat: str) -> dict:
+    """A benchmark variant's latency (by the benchmark's statistic), speed-up and pose mAP."""
+    return {"latency_ms": v[stat], "speedup_vs_onnx_fp32": v.get("speedup_vs_onnx_fp32"),
+            "pose_map50_95": v.get("pose_map50_95"), "pose_map50": v.get("pose_map50")}
 
 
 def write_rows(rows: list, path: Path) -> None:
