@@ -12,19 +12,17 @@ weights stay zero (masks), so the pruning ratio after fine-tuning equals the one
 Writes the accuracy of the original, pruned and fine-tuned models, the pruning accounting
 before and after, per-class precision / recall of the final model, its confusion data
 (actual,predicted class names), one image of the original's and the final model's confusion
-matrices side by side, and the final model as ONNX.
+matrices side by side, and the final model as ONNX (at convert_tf.opset, as the converted one).
 """
 import argparse
-import warnings
 
-import numpy as np
-import torch
-
-from posecompress.common.checks import load_params, param, run_stage, training_device
-from posecompress.classifier.models import (accuracy, check_fits, load_activity, load_model, outputs_are_probabilities,
-                                      per_class, predict, save_model, write_confusion_csv)
+from posecompress.classifier.models import (accuracy, check_fits, confusion, export_onnx, load_activity, load_model,
+                                            outputs_are_probabilities, per_class, predict, save_model,
+                                            write_confusion_csv)
 from posecompress.classifier.pruning import accounting, finetune
+from posecompress.common.checks import load_params, param, run_stage, training_device
 from posecompress.common.outputs import atomic_path, write_json
+from posecompress.report.figures import confusion_figure
 
 
 def read_params(path, recipe: str) -> dict:
@@ -34,51 +32,8 @@ def read_params(path, recipe: str) -> dict:
     return {"lr": param(s, "lr", float, f"{name}.lr", 0.0, 1.0, high_open=True),
             "epochs": param(s, "epochs", int, f"{name}.epochs", 0, 1000),
             "batch": param(s, "batch", int, f"{name}.batch", 1, 65536),
-            "seed": param(s, "seed", int, f"{name}.seed", 0), "device": training_device(path)}
-
-
-def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
-    """Counts, rows actual, columns predicted."""
-    m = np.zeros((n, n), dtype=np.int64)
-    np.add.at(m, (y, pred), 1)
-    return m
-
-
-def confusion_figure(path, matrices: dict, classes: list) -> None:
-    """The named confusion matrices side by side, rows normalised, class names on the axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(matrices), figsize=(9 * len(matrices), 8.5), constrained_layout=True)
-    for ax, (title, m) in zip(np.atleast_1d(axes), matrices.items()):
-        share = m / np.maximum(m.sum(1, keepdims=True), 1)
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(title)
-        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(classes)), classes, fontsize=7)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("actual")
-        for (i, j), v in np.ndenumerate(m):
-            if v:
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=5,
-                        color="white" if share[i, j] > 0.5 else "black")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-def export_onnx(model, path, n_features: int) -> None:
-    """The model as ONNX with a dynamic batch axis.
-
-    The TorchScript exporter, on purpose: the torch.export one needs onnxscript, not installed."""
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export",
-                                DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, n_features),), str(tmp), dynamo=False, opset_version=17,
-                          input_names=["keypoints"], output_names=["scores"],
-                          dynamic_axes={"keypoints": {0: "batch"}, "scores": {0: "batch"}})
+            "seed": param(s, "seed", int, f"{name}.seed", 0), "device": training_device(path),
+            "opset": param(load_params(path, "convert_tf"), "opset", int, "convert_tf.opset", 13, 21)}
 
 
 def main() -> None:
@@ -108,7 +63,7 @@ def main() -> None:
     after = accounting(model, original)
     with atomic_path(a.out) as tmp:
         save_model(model, tmp)
-    export_onnx(model, a.onnx, data["x_val"].shape[1])
+    export_onnx(model, a.onnx, data["x_val"].shape[1], p["opset"])
     write_confusion_csv(a.confusion, y, pred, classes)
     confusion_figure(a.figure, {"original": confusion(y, pred_original, len(classes)),
                                 f"pruned + fine-tuned ({a.recipe})": confusion(y, pred, len(classes))}, classes)

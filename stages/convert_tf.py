@@ -13,12 +13,10 @@ import argparse
 import shutil
 from pathlib import Path
 
-import numpy as np
 
-from posecompress.common.checks import InputError, load_params, param, run_stage
+from posecompress.common.checks import load_params, param, run_stage
 from posecompress.classifier.models import (accuracy, check_fits, load_activity, per_class, save_model,
                                       write_confusion_csv)
-from posecompress.runtime.sessions import onnx_runner
 from posecompress.common.outputs import atomic_path, write_json
 
 
@@ -29,32 +27,8 @@ def read_params(path) -> dict:
             "tolerance": param(s, "tolerance", float, "convert_tf.tolerance", 0.0, 1.0)}
 
 
-def onnx_predict(onnx_path, x: np.ndarray) -> np.ndarray:
-    """ONNX Runtime's outputs for the rows of x."""
-    return onnx_runner(onnx_path)(x)[0]
-
-
-def parity(outputs: dict) -> dict:
-    """max_abs_diff and same-class share (percent) between every pair of the named outputs."""
-    names, out = list(outputs), {}
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            out[f"{a}_vs_{b}"] = {
-                "max_abs_diff": float(np.abs(outputs[a] - outputs[b]).max()),
-                "same_class_percent": float((outputs[a].argmax(1) == outputs[b].argmax(1)).mean() * 100)}
-    return out
-
-
-def check_parity(report: dict, tolerance: float) -> None:
-    """Stop when any pair disagrees on a class or differs beyond the tolerance."""
-    for pair, r in report.items():
-        if r["same_class_percent"] < 100 or r["max_abs_diff"] > tolerance:
-            raise InputError(f"conversion parity failed ({pair}): max_abs_diff {r['max_abs_diff']:.3g} "
-                             f"(tolerance {tolerance:g}), same class {r['same_class_percent']:.2f}%")
-
-
 def main() -> None:
-    from posecompress.classifier.tf_conversion import convert, tf_predict, workdir
+    from posecompress.classifier.tf_conversion import check_parity, convert, onnx_predict, parity, tf_predict, workdir
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help=".keras file or SavedModel directory")

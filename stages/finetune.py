@@ -6,37 +6,23 @@
 
 `recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
 and `batch` required; any other `yolo train` argument allowed, name and value checked up front
-by posecompress.yolo.train_args), plus two keys of this stage's own: `frozen_bn` (see FROZEN_BN)
-and `distill` (true: Ultralytics' knowledge distillation from the unpruned `--teacher`, weighted
-by its `dis` argument; the teacher is a stage input, so it is given here, not as `distill_model`). The trainer
-trains the pruned module itself: a pruned model cannot be rebuilt from its YAML. Weights zeroed
-by unstructured pruning are re-zeroed after every optimizer step, in the model and in its EMA
-(the EMA is what gets saved), so the prune ratio after fine-tuning equals the ratio before it
-exactly. The best EMA is saved in float32, as trained, and measured
-from the saved file; the per-epoch training results go to the plots CSV.
+by posecompress.yolo.train_args), plus two keys of this stage's own: `frozen_bn`
+(posecompress.yolo.training.FROZEN_BN) and `distill` (true: Ultralytics' knowledge distillation
+from the unpruned `--teacher`, weighted by its `dis` argument; the teacher is a stage input, so it
+is given here, not as `distill_model`). Training is posecompress.yolo.training's: the pruned
+module itself, its zeros kept. The best EMA is saved in float32, as trained, and measured from the
+saved file; the per-epoch training results go to the plots CSV.
 """
 import argparse
-import shutil
-from copy import deepcopy
-from pathlib import Path
 
-from posecompress.common.checks import (InputError, existing_file, load_params, param, pose_dataset_yaml, run_stage,
-                           training_device)
-from posecompress.common.outputs import atomic_path, scratch_dir, write_json
-from posecompress.yolo.pruning import apply_masks, read_checkpoint, save_checkpoint, sparsity
+from posecompress.common.checks import InputError, load_params, param, pose_dataset_yaml, run_stage, training_device
+from posecompress.common.outputs import write_json
 from posecompress.yolo.train_args import check_train_args
-from posecompress.yolo.models import count_params, gflops, load_pose_model, validate
+from posecompress.yolo.training import FROZEN_BN, finetune_and_measure
 
 RESERVED = ("data", "model", "project", "name", "exist_ok", "device", "resume", "mode", "task", "save_dir",
             "distill_model")
 DEFAULTS = {"workers": 2, "plots": False, "amp": False, "verbose": False}
-# What `freeze` does to the BatchNorm layers of the frozen modules. Ultralytics 8.4 puts them in
-# eval mode (BaseTrainer._model_train, a 2024 change; cf. PR #8753). Before it, `freeze` stopped
-# gradients only and every BatchNorm re-estimated its running statistics on the train batches.
-# At the study's lr0 1e-7 the weights barely move, so its recovery can only come from there:
-# after L1 pruning the statistics are stale, and re-estimating them recovers accuracy.
-FROZEN_BN = {"keep": "running statistics of frozen layers stay as loaded (Ultralytics today)",
-             "update": "frozen layers re-estimate their running statistics (Ultralytics before 2024)"}
 
 
 def read_params(path, recipe: str) -> dict:
@@ -60,115 +46,6 @@ def read_params(path, recipe: str) -> dict:
             raise InputError(f"parameter {n}.{key}: set by the pipeline, not a recipe parameter{hint}")
     return {**DEFAULTS, **check_train_args(s, n), "frozen_bn": frozen_bn, "distill": distill,
             "device": training_device(path)}
-
-
-def _trainer_class(frozen_bn: str):
-    from ultralytics.models.yolo.pose import PoseTrainer
-
-    class PrunedPoseTrainer(PoseTrainer):
-        """PoseTrainer that trains the checkpoint's own module instead of a fresh one built from YAML."""
-
-        def get_model(self, cfg=None, weights=None, verbose=True):
-            if weights is None:
-                raise ValueError("PrunedPoseTrainer needs model=<checkpoint.pt> to train")
-            return self.set_model_names_for_load(weights)
-
-        def _model_train(self):
-            # The trainer's one place that puts frozen BatchNorm layers in eval mode, at every
-            # epoch start and after callbacks have run, so no hook can undo it: overridden here.
-            if frozen_bn == "update":
-                self.model.train()
-            else:
-                super()._model_train()
-
-    return PrunedPoseTrainer
-
-
-def print_progress(trainer) -> None:
-    """One line per epoch, flushed, whatever the terminal: a long fine-tune shows it is alive
-    (Ultralytics' own bars are off in the pipeline, see stages/__init__.py)."""
-    import time
-
-    done, total = trainer.epoch + 1, trainer.epochs
-    if done > total:  # the final validation of best.pt runs these callbacks once more
-        return
-    per_epoch = (time.time() - trainer.train_time_start) / done
-    loss = sum(float(v) for v in (trainer.tloss or {}).values())  # the epoch's mean loss items
-    fitness = trainer.metrics.get("metrics/mAP50-95(P)", float("nan"))
-    print(f"  epoch {done}/{total}: train loss {loss:.3f}, pose mAP50-95 {fitness:.4f}, "
-          f"{per_epoch:.0f} s an epoch, about {per_epoch * (total - done) / 60:.0f} min left", flush=True)
-
-
-def _student(module):
-    """The model being trained: under distillation Ultralytics wraps it with the teacher
-    (DistillationModel), whose EMA keeps the student and the feature projectors."""
-    return getattr(module, "student_model", module)
-
-
-def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir, teacher=None):
-    """Train the checkpoint (distilling from `teacher` when train_args["distill"]); returns the
-    best EMA module in float32, the run's results.csv and the trainer's arguments (saved in the
-    checkpoint as Ultralytics does)."""
-    from ultralytics.utils.torch_utils import unwrap_model
-
-    train_args = dict(train_args)
-    if train_args.pop("distill"):
-        train_args["distill_model"] = str(teacher)
-    trainer = _trainer_class(train_args.pop("frozen_bn"))(overrides={
-        **train_args, "model": str(model_path), "data": str(dataset_yaml),
-        "project": str(run_dir), "name": "finetune", "exist_ok": True})
-    kept = {}
-
-    def take_masks(tr):
-        module = _student(unwrap_model(tr.model))
-        kept["masks"] = {n: m.weight.detach() != 0 for n, m in module.named_modules() if n in masked_layers}
-
-    def reapply_masks(tr):  # after the optimizer step and the EMA update of this batch
-        apply_masks(_student(unwrap_model(tr.model)), masked_layers, kept["masks"])
-        apply_masks(_student(tr.ema.ema), masked_layers, kept["masks"])
-
-    def keep_best(tr):  # Ultralytics' best.pt is half precision; keep the float32 EMA it came from
-        if tr.fitness is not None and tr.best_fitness == tr.fitness:
-            kept["best"] = deepcopy(_student(tr.ema.ema))
-
-    trainer.add_callback("on_train_start", take_masks)
-    trainer.add_callback("on_fit_epoch_end", print_progress)
-    trainer.add_callback("on_train_batch_end", reapply_masks)
-    trainer.add_callback("on_model_save", keep_best)
-    trainer.train()
-    best = kept["best"] if "best" in kept else deepcopy(_student(trainer.ema.ema))
-    best.criterion = None  # training-only state
-    return best.float().cpu().eval(), Path(trainer.save_dir) / "results.csv", vars(trainer.args)
-
-
-def finetune_and_measure(model_path, dataset_yaml, out, plots, train_args: dict, teacher=None) -> dict:
-    """Fine-tune, save the model to `out` and the curves to `plots`, measure the saved file."""
-    if existing_file(model_path, "model").suffix != ".pt":
-        raise InputError(f"model {model_path}: expected a PyTorch .pt checkpoint")
-    pruned = load_pose_model(model_path)
-    if train_args["distill"]:
-        if teacher is None:
-            raise InputError("distill: true needs the unpruned model to learn from: --teacher <baseline .pt>")
-        if existing_file(teacher, "teacher").suffix != ".pt":
-            raise InputError(f"teacher {teacher}: expected a PyTorch .pt checkpoint")
-        load_pose_model(teacher)  # a pose model, refused in one line otherwise
-    record = read_checkpoint(model_path).get("pruning") or {}
-    layers = record.get("layers", [])
-    before = sparsity(pruned.model, layers) if layers else {}
-    imgsz, batch = train_args["imgsz"], train_args["batch"]
-    with scratch_dir("train") as run_dir, atomic_path(out) as tmp:
-        module, results, args = finetune(model_path, dataset_yaml, train_args, layers, run_dir, teacher)
-        save_checkpoint(module, tmp, {"train_args": args}, record)
-        tuned = load_pose_model(tmp)
-        counts = sparsity(tuned.model, layers) if layers else {}
-        if before:
-            counts["prune_ratio_before"] = before["prune_ratio"]
-        metrics = {"device": train_args["device"], **validate(tuned, dataset_yaml, imgsz, batch), **counts,
-                   "params": count_params(tuned), "gflops": gflops(tuned, imgsz)}
-        if plots:
-            with atomic_path(plots) as tmp_plots:
-                shutil.copy(results, tmp_plots)
-    return metrics
 
 
 def main() -> None:

@@ -12,15 +12,16 @@ Writes conv_total / conv_quantized and the pose mAP of the INT8 model from Ultra
 (in the model's runtime) at the ONNX's own input shape.
 """
 import argparse
-from pathlib import Path
 
 from posecompress.common.checks import dataset_images, load_params, param, pose_dataset_yaml, run_stage
-from posecompress.common.images import onnx_input_shape, readable_images, spread
-from posecompress.common.outputs import atomic_path, write_json
-from posecompress.yolo.exported import model_bytes, runtime_of
-from posecompress.yolo.models import check_onnx, check_pose_export, load_pose_model, validate
-from posecompress.yolo.onnx_graph import KEEP_FLOAT, conv_counts, float_nodes
-from posecompress.yolo.quantize_modes import QUANTIZE_MODES
+from posecompress.common.images import readable_images, spread
+from posecompress.common.outputs import write_json
+from posecompress.runtime.formats import model_bytes
+from posecompress.runtime.runtimes import runtime_of
+from posecompress.yolo.exported import check_pose_export, image_input, load_exported
+from posecompress.yolo.models import check_onnx, validate
+from posecompress.yolo.onnx_graph import KEEP_FLOAT, conv_counts
+from posecompress.yolo.quantize_modes import QUANTIZE_MODES, quantize
 
 
 def read_params(path, recipe=None) -> dict:
@@ -32,36 +33,6 @@ def read_params(path, recipe=None) -> dict:
          "keep_float": param(s, "keep_float", str, f"{name}.keep_float", choices=KEEP_FLOAT),
          "float_stem": param(s, "float_stem", bool, f"{name}.float_stem")}
     return {**p, **QUANTIZE_MODES[p["mode"]].params(s, name)}
-
-
-def quantize(src, out, p: dict, calibration_files=()) -> tuple:
-    """Write the INT8 model of `src` into the folder `out`; return its path and the names of the
-    ONNX nodes kept in float."""
-    import onnx
-
-    model = onnx.load(str(src))
-    keep = float_nodes(model.graph, p["keep_float"], p["float_stem"])
-    mode = QUANTIZE_MODES[p["mode"]]
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        mode.write(model, src, tmp / mode.output, p, calibration_files, keep)
-        if mode.runtime == "onnxruntime":
-            restore_metadata(tmp / mode.output, model)
-            check_onnx(tmp / mode.output)
-    return Path(out) / mode.output, keep
-
-
-def restore_metadata(path, source) -> None:
-    """Copy the exporter's metadata (task, imgsz, names, kpt_shape) onto the quantized file when lost;
-    Ultralytics' AutoBackend reads it to run the ONNX file as a pose model."""
-    import onnx
-
-    q = onnx.load(str(path))
-    have = {m.key for m in q.metadata_props}
-    missing = [m for m in source.metadata_props if m.key not in have]
-    if missing:
-        q.metadata_props.extend(missing)
-        onnx.save(q, str(path))
 
 
 def main() -> None:
@@ -77,7 +48,7 @@ def main() -> None:
     dataset = pose_dataset_yaml(a.data)
     check_onnx(a.model)
     check_pose_export(a.model)
-    _, shape = onnx_input_shape(a.model)
+    _, shape, _ = image_input(a.model)
     calib = []
     if QUANTIZE_MODES[p["mode"]].calibrates:
         calib = readable_images(spread(dataset_images(dataset, "train"), p["calibration_images"]),
@@ -85,8 +56,8 @@ def main() -> None:
 
     int8, keep = quantize(a.model, a.out, p, calib)
     total, quantized = conv_counts(a.model, int8)
-    acc = validate(load_pose_model(int8), dataset, list(shape), batch=1)
-    write_json(a.metrics, {"mode": p["mode"], "runtime": runtime_of(int8), "conv_total": total,
+    acc = validate(load_exported(int8), dataset, list(shape), batch=1)
+    write_json(a.metrics, {"mode": p["mode"], "runtime": runtime_of(int8).name, "conv_total": total,
                            "conv_quantized": quantized, "float_stem": p["float_stem"],
                            "nodes_kept_float": len(keep), "calibration_images": len(calib),
                            "size_bytes": model_bytes(int8), **acc})

@@ -13,11 +13,11 @@ import torch
 import yaml
 from torch import nn
 
-from posecompress.yolo.exported import exported_model
+from posecompress.yolo.exported import exported_model, load_exported
 from posecompress.yolo.onnx_graph import float_nodes
 from posecompress.yolo.prunable import unfollowed_modules
 from posecompress.yolo.channel_pruning import prune_channels
-from posecompress.yolo.pruning import C2fTwoConv
+from posecompress.yolo.checkpoint import C2fTwoConv
 from posecompress.yolo.models import count_params, load_pose_model
 from tests.conftest import ACCURACY, ROOT, ROUNDING, run, ultralytics_accuracy
 
@@ -56,7 +56,7 @@ def float_ops(ir_folder, names) -> set:
     ops' friendly names) that read no FakeQuantize: computed in float."""
     import openvino as ov
 
-    from posecompress.yolo.exported import ir_xml
+    from posecompress.runtime.formats import ir_xml
 
     names = set(names)
     ops = ov.Core().read_model(str(ir_xml(ir_folder))).get_ordered_ops()
@@ -216,7 +216,7 @@ def test_prune_finetune_export_quantize_time_predict(arch_model, recipe, tiny_da
     assert {k: q[k] for k in ACCURACY} == pytest.approx(want, abs=ROUNDING)
 
     from posecompress.common.checks import dataset_images
-    from stages.benchmark import kind_of, runner, timed_images
+    from posecompress.yolo.benchmarking import kind_of, runner, timed_images
     files = dataset_images(data, "val")
     kind = kind_of(model, "int8")
     times = timed_images({"fp32": runner("onnx_fp32", onnx_out, 1, (96, 128)), "int8": runner(kind, model, 1, (96, 128))},
@@ -228,7 +228,7 @@ def test_prune_finetune_export_quantize_time_predict(arch_model, recipe, tiny_da
     # (N, 56, anchors) columns of box, score and keypoints
     out = runner(kind, model, 1, (64, 64))(np.zeros((1, 3, 64, 64), np.float32))[0]
     assert out.shape == ((1, 84, 57) if arch.startswith("yolo26") else (1, 56, 84))
-    result = load_pose_model(int8).predict(str(files[0]), imgsz=64, conf=0.0, device="cpu", verbose=False)[0]
+    result = load_exported(int8).predict(str(files[0]), imgsz=64, conf=0.0, device="cpu", verbose=False)[0]
     assert result.keypoints.data.shape[1:] == (17, 3)
 
 

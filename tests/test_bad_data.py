@@ -176,7 +176,7 @@ def with_metadata(src, dst, **changes):
 
 
 def test_check_pose_export_takes_pose_heads_and_nothing_else(tmp_path, detect_onnx):
-    from posecompress.yolo.models import check_pose_export
+    from posecompress.yolo.exported import check_pose_export
 
     pose = export(tmp_path, "yolov8n-pose.yaml", dynamic=True)  # [batch, 56, anchors]
     end2end = export(tmp_path, "yolo26n-pose.yaml", nms=False)  # YOLO26's NMS-free head: [1, max_det, 57]
@@ -202,13 +202,13 @@ def test_check_pose_export_reads_openvino_ir_folders(tmp_path, detect_onnx):
     """An OpenVINO IR folder is checked as an ONNX file is: its metadata.yaml, then its graph's output."""
     import openvino as ov
 
-    from posecompress.yolo.exported import export_metadata, write_openvino
-    from posecompress.yolo.models import check_pose_export
+    from posecompress.runtime.formats import onnx_metadata, write_openvino
+    from posecompress.yolo.exported import check_pose_export
 
     pose = export(tmp_path, "yolov8n-pose.yaml", dynamic=True)
 
     def ir(src, name, **changes):
-        meta = {k: v for k, v in (export_metadata(src) | changes).items() if v is not None}
+        meta = {k: v for k, v in (onnx_metadata(src) | changes).items() if v is not None}
         return write_openvino(ov.convert_model(str(src)), tmp_path / f"{name}_openvino_model", meta)
 
     check_pose_export(ir(pose, "pose"))

@@ -24,7 +24,7 @@ def layout(tmp_path_factory, tiny_data, tiny_yolo):
         (root / d).mkdir(parents=True)
     # the recipe's checkpoint: the same weights in float32, as the fine-tune saves them
     from posecompress.yolo.models import load_pose_model
-    from posecompress.yolo.pruning import save_checkpoint
+    from posecompress.yolo.checkpoint import save_checkpoint
 
     save_checkpoint(load_pose_model(tiny_yolo).model, root / "finetune" / "tiny" / "model.pt", {}, {})
     for name in ("baseline", "tiny"):
@@ -145,7 +145,7 @@ def test_throughput_counts_every_image_it_times(monkeypatch, layout, tiny_data, 
     import openvino as ov
 
     from posecompress.common.checks import dataset_images, pose_dataset_yaml
-    from stages import benchmark
+    from posecompress.yolo import benchmarking
 
     ir = tmp_path / "fp32_openvino_model"
     ov.save_model(ov.convert_model(str(layout / "onnx" / "baseline.onnx")), str(ir / "fp32.xml"),
@@ -154,7 +154,7 @@ def test_throughput_counts_every_image_it_times(monkeypatch, layout, tiny_data, 
              ("onnx_baseline", "onnx_fp32", layout / "onnx" / "baseline.onnx", None),
              ("openvino_baseline", "openvino_fp32", ir, None)]
     files = dataset_images(pose_dataset_yaml(tiny_data / "pose" / "pose.yaml"), "val")
-    real, calls = benchmark.runner_throughput, {}
+    real, calls = benchmarking.runner_throughput, {}
 
     def counted(kind, path, threads, shape):
         run = real(kind, path, threads, shape)
@@ -168,11 +168,11 @@ def test_throughput_counts_every_image_it_times(monkeypatch, layout, tiny_data, 
         count.streams, count.requests = run.streams, run.requests
         return count
 
-    monkeypatch.setattr(benchmark, "runner_throughput", counted)
+    monkeypatch.setattr(benchmarking, "runner_throughput", counted)
     for threads in (1, CORES):
         calls.clear()
         calls.update(onnx_fp32=[], openvino_fp32=[])
-        got, seconds = benchmark.timed_throughput(table, files, (96, 128), 7, threads, warmup=2)
+        got, seconds = benchmarking.timed_throughput(table, files, (96, 128), 7, threads, warmup=2)
         assert set(got) == set(seconds) == {"onnx_baseline", "openvino_baseline"}  # no PyTorch pass
         onnx, openvino = got["onnx_baseline"], got["openvino_baseline"]
         assert onnx["throughput_streams"] == onnx["throughput_requests"] == 1

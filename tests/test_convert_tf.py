@@ -15,7 +15,7 @@ from torch.nn.utils import prune
 from posecompress.common.checks import InputError
 from posecompress.classifier.models import outputs_are_probabilities, predict
 from posecompress.classifier.pruning import prune_neurons
-from stages.convert_tf import onnx_predict
+from posecompress.classifier.tf_conversion import onnx_predict
 # posecompress.classifier.tf_conversion imports onnx2torch before TensorFlow (see there)
 from posecompress.classifier.tf_conversion import convert, saved_model, serving_function, tf_predict, to_torch
 from tests.conftest import ROOT, run

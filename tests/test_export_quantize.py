@@ -57,7 +57,7 @@ def test_export_passes_checker_and_matches_pytorch(exported, tiny_data, tiny_yol
 def test_end_to_end_rows_are_compared_whatever_their_score():
     """An end-to-end head's rows of a weak model all score under the 0.05 floor: the top rows are
     compared anyway, in either order, and a difference in them is found."""
-    from stages.export_onnx import END2END_TOP_ROWS, output_diff
+    from posecompress.yolo.onnx_export import END2END_TOP_ROWS, output_diff
 
     rng = np.random.default_rng(0)
     ref = rng.random((1, 300, 57)).astype(np.float32)
@@ -209,7 +209,8 @@ def test_dynamic_export_runs_at_other_sizes_and_quantizes(tmp_path, tiny_data, t
     benchmark's size), also after static INT8 quantization calibrated at imgsz."""
     import onnxruntime as ort
 
-    from posecompress.common.images import onnx_image_input, validator_tensor
+    from posecompress.common.images import validator_tensor
+    from posecompress.yolo.exported import image_input
 
     data = tiny_data / "pose" / "pose.yaml"
     _, src, export_metrics = export_stage(tmp_path / "export", tiny_yolo, data, {**EXPORT, "dynamic": True})
@@ -224,7 +225,7 @@ def test_dynamic_export_runs_at_other_sizes_and_quantizes(tmp_path, tiny_data, t
     assert {k: m[k] for k in ACCURACY} == pytest.approx(want, abs=ROUNDING)
     image = sorted((tiny_data / "pose" / "images" / "val").iterdir())[0]
     for path in (src, out):
-        _, shape, dynamic = onnx_image_input(path)
+        _, shape, dynamic = image_input(path)
         assert dynamic and shape == (64, 64)  # from the metadata
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for shape in ((64, 64), (96, 128)):
@@ -325,7 +326,7 @@ def test_two_exports_of_one_checkpoint_are_the_same_bytes(tmp_path, tiny_data, t
 def test_the_export_does_not_hold_where_the_project_lies(tmp_path, tiny_data, tiny_yolo):
     """A checkpoint names its dataset by the absolute path it was trained at; the ONNX file's
     description keeps only the file's name, so clones at different paths write the same bytes."""
-    from posecompress.yolo.pruning import read_checkpoint
+    from posecompress.yolo.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(tiny_yolo)
     ckpt["train_args"] = {**(ckpt.get("train_args") or {}), "data": str(ROOT / "data" / "pose" / "pose.yaml")}

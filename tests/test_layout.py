@@ -148,3 +148,36 @@ def test_every_documented_setting_is_accepted_by_the_stages_reading_it(doc, name
             read_params(path, stage.split("@")[1])
         else:
             read_params(path)
+
+
+# posecompress/__init__.py's docstring: each layer imports only the ones before it (and itself);
+# yolo and classifier, side by side, not each other.
+LAYERS = {"common": 0, "quiet_logs": 0, "runtime": 1, "yolo": 2, "classifier": 2, "system": 3,
+          "report": 4, "review": 5}
+
+
+def imported_modules(path: Path) -> set:
+    """posecompress modules a file imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {m for m in found if m.startswith("posecompress.")}
+
+
+def test_no_library_layer_imports_a_higher_one():
+    package = ROOT / "posecompress"
+    assert {p.stem if p.is_file() else p.name for p in package.iterdir()
+            if p.suffix == ".py" and p.stem != "__init__" or p.is_dir() and (p / "__init__.py").is_file()} == set(LAYERS)
+    wrong = []
+    for f in sorted(package.rglob("*.py")):
+        own = f.relative_to(package).parts[0].removesuffix(".py")
+        if own == "__init__":
+            continue
+        for m in imported_modules(f):
+            other = m.split(".")[1]
+            if LAYERS[other] > LAYERS[own] or (LAYERS[other] == LAYERS[own] and other != own):
+                wrong.append(f"{f.relative_to(ROOT)} imports {m}")
+    assert not wrong, wrong

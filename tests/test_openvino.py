@@ -184,8 +184,9 @@ def test_openvino_quantize_writes_an_ir_that_keeps_its_scope_float(quantized, fp
     """The IR folder, the static mode's metric keys, INT8 convolutions, and no value the scope keeps
     float passing a FakeQuantize; without the scope NNCF does quantize some of them."""
     from posecompress.common.checks import dataset_images
-    from posecompress.yolo.exported import export_metadata, io_dims, ir_xml, model_bytes
-    from posecompress.yolo.models import load_pose_model
+    from posecompress.runtime.formats import ir_xml, model_bytes
+    from posecompress.runtime.runtimes import OPENVINO, runtime_of
+    from posecompress.yolo.exported import load_exported
     from posecompress.yolo.onnx_graph import float_nodes
     from posecompress.yolo.quantize_modes import QUANTIZE_MODES, openvino_ignored
 
@@ -202,9 +203,10 @@ def test_openvino_quantize_writes_an_ir_that_keeps_its_scope_float(quantized, fp
     # the IR's own accuracy, at the size the FP32 file was exported at
     want = ultralytics_accuracy(ir, tiny_data / "pose" / "pose.yaml", list(SIZE), 1, tmp_path / "val")
     assert {k: m[k] for k in ACCURACY} == pytest.approx(want, abs=ROUNDING)
-    meta = export_metadata(ir)
+    assert runtime_of(ir) is OPENVINO
+    meta = runtime_of(ir).metadata(ir)
     assert meta["task"] == "pose" and list(meta["imgsz"]) == list(SIZE)
-    assert io_dims(ir)[1] == [1, 3, *SIZE]  # a static input: the export size
+    assert runtime_of(ir).io_dims(ir)[1] == [1, 3, *SIZE]  # a static input: the export size
 
     scope = set(openvino_ignored(ov_model_of(fp32[0]), src.graph, keep))
     present, readers = fake_quantized_readers(ir_xml(ir), scope)
@@ -218,7 +220,7 @@ def test_openvino_quantize_writes_an_ir_that_keeps_its_scope_float(quantized, fp
     _, unscoped = fake_quantized_readers(ir_xml(tmp_path / "all_openvino_model"), scope)
     assert set(unscoped.values()) - {"ShapeOf"}, unscoped
 
-    yolo = load_pose_model(folder)  # the stage's folder stands for the IR inside it
+    yolo = load_exported(folder)  # the stage's folder stands for the IR inside it
     assert yolo.task == "pose"
 
 
@@ -249,7 +251,7 @@ def test_pipeline_predicts_with_the_quantize_folder(quantized, tiny_onnx_classif
     import onnxruntime as ort
 
     from posecompress.common.checks import dataset_images
-    from posecompress.runtime.pipeline import PosePipeline, keypoint_features, read_image
+    from posecompress.system.pipeline import PosePipeline, keypoint_features, read_image
 
     pipeline = PosePipeline(quantized[0], tiny_onnx_classifier, conf=0.0, threads=1)
     assert pipeline.size == {"imgsz": list(SIZE)}
@@ -267,8 +269,9 @@ def test_peers_export_validate_and_share_our_metric_keys(peers, quantized, tiny_
     import openvino as ov
     import ultralytics
 
-    from posecompress.yolo.exported import exported_model, ir_xml, model_bytes
-    from posecompress.yolo.models import check_pose_export
+    from posecompress.runtime.formats import ir_xml, model_bytes
+    from posecompress.yolo.exported import exported_model
+    from posecompress.yolo.exported import check_pose_export
 
     shared = {"runtime", "calibration_images", "size_bytes", *ACCURACY}
     assert shared <= set(quantized[1])

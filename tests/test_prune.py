@@ -11,7 +11,8 @@ import yaml
 
 from posecompress.common.checks import InputError
 from posecompress.yolo.onnx_graph import activation_nodes, float_nodes
-from posecompress.yolo.pruning import C2fTwoConv, read_checkpoint, rewrite_c2f, save_checkpoint, sparsity
+from posecompress.yolo.checkpoint import C2fTwoConv, read_checkpoint, save_checkpoint
+from posecompress.yolo.pruning import rewrite_c2f, sparsity
 from posecompress.yolo.models import count_params, gflops, load_pose_model
 from tests.conftest import ACCURACY, ROOT, ROUNDING, run, ultralytics_accuracy
 
@@ -19,6 +20,7 @@ from tests.conftest import ACCURACY, ROOT, ROUNDING, run, ultralytics_accuracy
 @pytest.fixture(scope="module")
 def pruned(tiny_data, tiny_yolo, params_file, tmp_path_factory):
     """{recipe: (checkpoint, metrics)} for the shipped recipes, pruned by the stage's functions."""
+    from posecompress.yolo.prune_checkpoint import prune_and_measure
     from stages import prune
 
     out = tmp_path_factory.mktemp("pruned")
@@ -26,8 +28,8 @@ def pruned(tiny_data, tiny_yolo, params_file, tmp_path_factory):
     for recipe in ("reference", "fast"):
         p = prune.read_params(params_file, recipe)
         path = out / recipe / "model.pt"
-        result[recipe] = path, prune.prune_and_measure(load_pose_model(tiny_yolo), tiny_yolo,
-                                                       tiny_data / "pose" / "pose.yaml", path, p)
+        result[recipe] = path, prune_and_measure(load_pose_model(tiny_yolo), tiny_yolo,
+                                                 tiny_data / "pose" / "pose.yaml", path, p)
     return result
 
 
@@ -56,6 +58,20 @@ def test_c2f_rewrite_keeps_outputs(tiny_yolo):
         assert rewrite_c2f(model) > 0
         after = model(x)[0]
     torch.testing.assert_close(after, before, rtol=0, atol=1e-5)
+
+
+def test_checkpoint_written_before_c2f_two_conv_moved_still_loads_and_runs():
+    """A pruned checkpoint pickles C2fTwoConv by its module path; tests/fixtures holds a tiny pruned
+    model saved when that path was posecompress.yolo.pruning, with the output it gave then."""
+    fixtures = ROOT / "tests" / "fixtures"
+    with open(fixtures / "c2f_two_conv_checkpoint.pt", "rb") as f:
+        assert b"posecompress.yolo.pruning" in f.read() and C2fTwoConv.__module__ == "posecompress.yolo.checkpoint"
+    model = load_pose_model(fixtures / "c2f_two_conv_checkpoint.pt").model.float().eval()
+    assert sum(isinstance(m, C2fTwoConv) for m in model.modules()) == 8
+    then = np.load(fixtures / "c2f_two_conv_checkpoint_output.npz")
+    with torch.inference_mode():
+        now = model(torch.from_numpy(then["x"]))[0].numpy()
+    np.testing.assert_array_equal(now, then["y"])
 
 
 def test_structured_round_trip(pruned, tiny_yolo, tiny_data, tmp_path):
@@ -87,7 +103,7 @@ def _finetune_params(params_file, recipe, **overrides):
 
 
 def test_finetune_keeps_unstructured_sparsity_exactly(pruned, tiny_data, tmp_path, params_file):
-    from stages.finetune import finetune_and_measure
+    from posecompress.yolo.training import finetune_and_measure
 
     path, before = pruned["reference"]
     # a learning rate that moves the weights, and no frozen layers, so zeros would not survive by accident
@@ -111,7 +127,7 @@ def test_finetune_keeps_unstructured_sparsity_exactly(pruned, tiny_data, tmp_pat
 @pytest.mark.parametrize("frozen_bn", ["keep", "update"])
 def test_frozen_bn_decides_whether_frozen_layers_reestimate_statistics(pruned, tiny_data, tmp_path,
                                                                        params_file, frozen_bn):
-    from stages.finetune import finetune
+    from posecompress.yolo.training import finetune
 
     path, _ = pruned["reference"]
     p = _finetune_params(params_file, "reference", frozen_bn=frozen_bn)  # the study's recipe: freeze 21
@@ -132,7 +148,7 @@ def test_frozen_bn_decides_whether_frozen_layers_reestimate_statistics(pruned, t
 def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(pruned, tiny_data, tmp_path,
                                                                              params_file):
     import onnxruntime as ort
-    from stages.finetune import finetune
+    from posecompress.yolo.training import finetune
 
     path, before = pruned["fast"]
     p = _finetune_params(params_file, "fast", distill=False)
@@ -161,7 +177,7 @@ def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(prun
 def test_distillation_trains_the_pruned_student_alone(pruned, tiny_data, tiny_yolo, tmp_path, params_file):
     """distill: true adds Ultralytics' distillation loss from the unpruned teacher; what is saved is
     the pruned student, as pruned, with no teacher or projector in it."""
-    from stages.finetune import finetune_and_measure
+    from posecompress.yolo.training import finetune_and_measure
 
     path, before = pruned["fast"]
     p = _finetune_params(params_file, "fast", distill=True, dis=6.0, epochs=1)
@@ -190,7 +206,8 @@ def test_distillation_trains_the_pruned_student_alone(pruned, tiny_data, tiny_yo
 ])
 def test_distillation_settings_are_checked_before_training(pruned, tiny_data, tmp_path, params_file,
                                                            changes, teacher, message):
-    from stages.finetune import finetune_and_measure, read_params
+    from posecompress.yolo.training import finetune_and_measure
+    from stages.finetune import read_params
 
     path, _ = pruned["fast"]
     out = tmp_path / "tuned.pt"
@@ -280,10 +297,11 @@ def test_finetune_trains_where_training_device_says_and_shows_each_epoch(pruned,
 @pytest.mark.parametrize("recipe", ["reference", "fast"])
 def test_the_same_pruning_writes_the_same_bytes(pruned, tiny_yolo, tiny_data, params_file, tmp_path, recipe):
     """So `dvc repro -f prune@<recipe>` leaves the stages after it as they are."""
+    from posecompress.yolo.prune_checkpoint import prune_and_measure
     from stages import prune
 
     first, _ = pruned[recipe]
     again = tmp_path / "model.pt"
-    prune.prune_and_measure(load_pose_model(tiny_yolo), tiny_yolo, tiny_data / "pose" / "pose.yaml", again,
-                            prune.read_params(params_file, recipe))
+    prune_and_measure(load_pose_model(tiny_yolo), tiny_yolo, tiny_data / "pose" / "pose.yaml", again,
+                      prune.read_params(params_file, recipe))
     assert again.read_bytes() == first.read_bytes()

@@ -119,7 +119,7 @@ def test_variants_table_shows_the_peers_and_the_fastest_fp32(rows):
 
 
 def test_report_has_the_targets_and_reports_the_peer_files(rows, tmp_path):
-    from stages.report import build_report
+    from posecompress.report.document import build_report
 
     metrics = tmp_path / "metrics"
     (metrics / "peer").mkdir(parents=True)

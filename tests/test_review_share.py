@@ -93,7 +93,7 @@ def test_report_shows_other_baselines_recorded_runs(finished, tmp_path):
     """A run recorded under results/<name>/metrics gets its rows beside this run's, figures from its files."""
     import shutil
 
-    from stages.report import build_report, recorded_runs
+    from posecompress.report.document import build_report, recorded_runs
 
     repo, _ = finished
     assert recorded_runs(tmp_path / "results") == {}  # no folder: no section
@@ -116,7 +116,7 @@ def test_report_draws_fine_tune_curves_beside_recorded_ones(finished, tmp_path):
     one figure the report links; a run recorded without metrics adds a curve but no baseline rows."""
     import csv
 
-    from stages.report import FINETUNE_Y, build_report, recorded_runs
+    from posecompress.report.document import FINETUNE_Y, build_report, recorded_runs
 
     repo, _ = finished
     with (repo / "plots" / "finetune" / "fast.csv").open() as f:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from posecompress.runtime.pipeline import Person
-from stages.system_eval import box_iou, match
+from posecompress.system.pipeline import Person
+from posecompress.system.evaluation import box_iou, match
 from tests.conftest import ROOT, SYSTEM_PARAMS, labelled_people, run, system_eval_stage
 
 
@@ -33,7 +33,7 @@ def test_detected_keypoints_become_the_features_the_classifier_was_trained_on():
     where the person stands in the image, and how tall, does not matter."""
     from demo.generate import ACTIVITY_POSE_NOISE
     from demo.skeleton import activity_prototypes, keypoints_from_pose, normalise_keypoints, sample_pose
-    from posecompress.runtime.pipeline import keypoint_features
+    from posecompress.system.pipeline import keypoint_features
 
     seen, occluded = SYSTEM_PARAMS["kpt_seen"], SYSTEM_PARAMS["kpt_occluded"]
     pose = sample_pose(activity_prototypes(0), 12, np.random.default_rng(0), ACTIVITY_POSE_NOISE)
@@ -100,7 +100,7 @@ def test_system_eval_counts_matched_people_and_their_activities(tmp_path):
     activity; the second person with activity 2, not 7) and one person on the background image;
     `partial` finds `a`'s second person alone, its box on the first one too far off (IoU 0.33)."""
     from posecompress.common.checks import dataset_images
-    from stages.system_eval import evaluate
+    from posecompress.system.evaluation import evaluate
 
     images = dataset_images(scene_dataset(tmp_path / "pose"), "val")
     (p1, _), (p2, _) = SCENE["a"][1]
@@ -123,7 +123,7 @@ def test_a_background_image_without_a_label_file_shows_no_one(tmp_path):
     files, and a detection there matches nobody."""
     from posecompress.common.checks import InputError, dataset_images
     from posecompress.common.dataset_census import dataset_census
-    from stages.system_eval import evaluate, ground_truth
+    from posecompress.system.evaluation import evaluate, ground_truth
 
     data = scene_dataset(tmp_path / "pose")
     assert dataset_census(data)["val"]["no_label_file"] == 1

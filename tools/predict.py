@@ -14,7 +14,7 @@ import cv2
 
 from posecompress import PROJECT_ROOT
 from posecompress.common.checks import InputError, existing_file, run_stage
-from posecompress.runtime.pipeline import PosePipeline, class_names, draw_people, image_files, read_image
+from posecompress.system.pipeline import PosePipeline, class_names, draw_people, image_files, read_image
 
 
 def load_pair(pairs_file, recipe: str) -> dict:

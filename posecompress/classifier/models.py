@@ -131,3 +131,26 @@ def check_fits(model: nn.Module, data: dict, where) -> np.ndarray:
         raise InputError(f"classifier {where}: outputs shape {list(scores.shape[1:])}, "
                          f"expected {n_classes} class scores")
     return scores
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    """Counts, rows actual, columns predicted."""
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (y, pred), 1)
+    return m
+
+
+def export_onnx(model, path, n_features: int, opset: int) -> None:
+    """The model as ONNX at `opset`, with a dynamic batch axis.
+
+    The TorchScript exporter, on purpose: the torch.export one needs onnxscript, not installed."""
+    import warnings
+
+    from posecompress.common.outputs import atomic_path
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export",
+                                DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, n_features),), str(tmp), dynamo=False, opset_version=opset,
+                          input_names=["keypoints"], output_names=["scores"],
+                          dynamic_axes={"keypoints": {0: "batch"}, "scores": {0: "batch"}})

@@ -20,6 +20,7 @@ from posecompress.common.checks import InputError, existing_file
 from posecompress.common.outputs import scratch_dir
 from posecompress.quiet_logs import import_tensorflow
 from posecompress.classifier.models import graph_constant
+from posecompress.runtime.sessions import onnx_runner
 
 # The Keras layers an ordinary classifier uses and the chain converts exactly.
 SUPPORTED_LAYERS = {
@@ -232,3 +233,27 @@ def convert(model_path, workdir: Path, opset: int, n_features: int):
 def workdir():
     """A temporary folder for the SavedModel and ONNX of one conversion."""
     return scratch_dir("convert_tf")
+
+
+def onnx_predict(onnx_path, x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's outputs for the rows of x."""
+    return onnx_runner(onnx_path)(x)[0]
+
+
+def parity(outputs: dict) -> dict:
+    """max_abs_diff and same-class share (percent) between every pair of the named outputs."""
+    names, out = list(outputs), {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            out[f"{a}_vs_{b}"] = {
+                "max_abs_diff": float(np.abs(outputs[a] - outputs[b]).max()),
+                "same_class_percent": float((outputs[a].argmax(1) == outputs[b].argmax(1)).mean() * 100)}
+    return out
+
+
+def check_parity(report: dict, tolerance: float) -> None:
+    """Stop when any pair disagrees on a class or differs beyond the tolerance."""
+    for pair, r in report.items():
+        if r["same_class_percent"] < 100 or r["max_abs_diff"] > tolerance:
+            raise InputError(f"conversion parity failed ({pair}): max_abs_diff {r['max_abs_diff']:.3g} "
+                             f"(tolerance {tolerance:g}), same class {r['same_class_percent']:.2f}%")

@@ -16,44 +16,6 @@ import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
 from posecompress.common.checks import InputError
 
 
-def onnx_metadata(onnx_path) -> dict:
-    """The metadata Ultralytics' exporter wrote into an ONNX file (task, imgsz, kpt_shape, end2end, ...),
-    as strings."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return {m.key: m.value for m in model.metadata_props}
-
-
-def onnx_image_input(onnx_path) -> tuple:
-    """(name, (h, w), dynamic) of an ONNX pose model's single image input. (h, w) is its static
-    shape or, when height and width are dynamic, the shape it was exported at (Ultralytics'
-    `imgsz` metadata), the shape its accuracy is measured at."""
-    import ast
-
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    inp = model.graph.input[0]
-    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-    if len(dims) != 4 or dims[1] != 3:
-        raise InputError(f"model {onnx_path}: input {inp.name} is not a 1x3xHxW image ({dims})")
-    if min(dims[2:]) > 0:
-        return inp.name, (dims[2], dims[3]), False
-    meta = {m.key: m.value for m in model.metadata_props}
-    try:
-        h, w = ast.literal_eval(meta["imgsz"])
-    except (KeyError, ValueError, SyntaxError, TypeError):
-        raise InputError(f"model {onnx_path}: dynamic input shape and no [h, w] `imgsz` metadata") from None
-    return inp.name, (int(h), int(w)), True
-
-
-def onnx_input_shape(onnx_path) -> tuple:
-    """(name, (h, w)) of an ONNX pose model's image input (see onnx_image_input)."""
-    name, shape, _ = onnx_image_input(onnx_path)
-    return name, shape
-
-
 def read_bgr(path) -> np.ndarray:
     """An image file as a BGR uint8 array; InputError when it cannot be decoded."""
     im = cv2.imread(str(path), cv2.IMREAD_COLOR)

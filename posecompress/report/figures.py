@@ -134,3 +134,29 @@ def frontier(sweeps: dict, peers: list, path, xlabel: str, ylabel: str, title: s
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
     return Path(path)
+
+
+def confusion_figure(path, matrices: dict, classes: list) -> None:
+    """The named confusion matrices side by side, rows normalised, class names on the axes."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(9 * len(matrices), 8.5), constrained_layout=True)
+    for ax, (title, m) in zip(np.atleast_1d(axes), matrices.items()):
+        share = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(title)
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=5,
+                        color="white" if share[i, j] > 0.5 else "black")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -6,11 +6,11 @@ spin after each call and take the cores from the next model timed in turn. (Ultr
 runs of an ONNX file, its validator and `predict`, build theirs inside its AutoBackend.)
 OpenVINO on the CPU: latency hint, one stream, a fixed thread count, and the precision the CPU
 plugin chooses for float parts (bf16 where the CPU has AVX512-BF16, as Ultralytics runs it; the
-metrics record it). Each runtime has a function of the same shape: a model in, a callable out.
+metrics record it). Each runtime has a function of the same shape, a model in and a callable out, named in
+runtime/runtimes.py's table.
 """
-from pathlib import Path
-
 from posecompress.common.checks import InputError
+from posecompress.runtime.formats import ir_xml
 
 
 def onnx_session(path, threads=None, what: str = "ONNX model"):
@@ -46,14 +46,12 @@ def openvino_model(path, threads=None, shape=None, what: str = "OpenVINO model")
     demo's INT8 models), else as the file says."""
     import openvino as ov
 
-    p = Path(path)
-    xml = next(iter(sorted(p.glob("*.xml"))), p) if p.is_dir() else p
     config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     core = ov.Core()
     try:
-        model = core.read_model(str(xml))
+        model = core.read_model(str(ir_xml(path)))
         if shape is not None:
             model.reshape(list(shape))
         return core.compile_model(model, "CPU", config)
@@ -76,12 +74,3 @@ def openvino_runner(path, threads=None, shape=None, what: str = "OpenVINO model"
         return list(request.infer({0: x}).values())
     run.float_precision = float_precision(compiled)  # the benchmark records it beside the latency
     return run
-
-
-def model_runner(path, threads=None, shape=None, what: str = "model"):
-    """The runner of an exported model in its runtime: an IR folder (or .xml) on OpenVINO, compiled
-    for `shape`; an .onnx file on onnxruntime."""
-    p = Path(path)
-    if p.is_dir() or p.suffix == ".xml":
-        return openvino_runner(p, threads, shape, what)
-    return onnx_runner(p, threads, what)

@@ -15,14 +15,13 @@ passes also give the throughput speed-ups' noise band.
 """
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 from posecompress.common.checks import InputError
 from posecompress.runtime.sessions import onnx_session, session_runner
 from posecompress.runtime.timing import PASSES
-from posecompress.yolo.exported import ir_xml
+from posecompress.runtime.formats import ir_xml
 
 
 def cores() -> int:
@@ -36,10 +35,9 @@ def openvino_throughput(path, threads: int, shape, what: str = "OpenVINO model")
     its `streams` and `requests` say what the THROUGHPUT hint chose."""
     import openvino as ov
 
-    p = Path(path)
     core = ov.Core()
     try:
-        model = core.read_model(str(ir_xml(p) if p.is_dir() else p))
+        model = core.read_model(str(ir_xml(path)))
         model.reshape(list(shape))
         compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT",
                                                      "INFERENCE_NUM_THREADS": threads})
@@ -66,14 +64,6 @@ def onnx_throughput(path, threads: int, what: str = "ONNX model"):
             one(x)
     run.streams, run.requests = 1, 1
     return run
-
-
-def throughput_runner(path, threads: int, shape, what: str = "model"):
-    """The throughput runner of an exported model in its runtime, as sessions.model_runner picks it."""
-    p = Path(path)
-    if p.is_dir() or p.suffix == ".xml":
-        return openvino_throughput(p, threads, shape, what)
-    return onnx_throughput(p, threads, what)
 
 
 def timed_passes(runners: dict, tensors: list, warmup: int = 0, passes: int = PASSES, desc=None) -> dict:

@@ -1,4 +1,4 @@
-"""Loading, sizing and validating Ultralytics YOLO pose models (checkpoints and exports)."""
+"""Loading, sizing and validating Ultralytics YOLO pose checkpoints (exported models: exported.py)."""
 
 import posecompress  # noqa: F401  (Ultralytics offline before it is imported)
 from posecompress.common.checks import InputError, existing_file
@@ -15,17 +15,13 @@ def first_sentence(e: Exception) -> str:
 
 
 def load_pose_model(path):
-    """A YOLO pose model from a .pt checkpoint or an export (.onnx file, OpenVINO IR folder, or a
-    stage folder holding one: exported.exported_model), checked to be a pose model."""
+    """A YOLO pose model from a .pt checkpoint, checked to be a pose model (exported models:
+    exported.load_exported, either kind: exported.load_detector)."""
     from ultralytics import YOLO
 
-    from posecompress.yolo.exported import exported_model
-
     p = existing_file(path, "model")
-    if p.is_dir() or p.suffix == ".onnx":
-        p = exported_model(p)
-        check_pose_export(p)
-        return YOLO(str(p), task="pose")
+    if p.is_dir() or p.suffix in (".onnx", ".xml"):
+        raise InputError(f"model {p}: an exported model where a PyTorch .pt checkpoint is expected")
     if p.stat().st_size == 0:
         raise InputError(f"model {p}: empty file (0 bytes), not a YOLO checkpoint")
     try:
@@ -43,36 +39,6 @@ def architecture(model) -> str:
 
     yaml_file = (getattr(model.model, "yaml", None) or {}).get("yaml_file")
     return Path(yaml_file).stem if yaml_file else "unknown"
-
-
-def check_pose_export(path, kpt_shape=(17, 3)) -> None:
-    """InputError unless an exported model (ONNX file or OpenVINO IR folder) is a YOLO pose export,
-    as load_pose_model checks a checkpoint: Ultralytics' metadata says task pose with `kpt_shape`,
-    and the first output has a pose head's layout, (1, 4 + classes + keypoint values, anchors), or
-    (1, max_det, 6 + keypoint values) for an end-to-end head (YOLO26; metadata end2end). Any other
-    model would run through the pose stages and score zeros."""
-    from posecompress.yolo.exported import export_metadata, io_dims
-
-    p = existing_file(path, "model")
-    meta = export_metadata(p)
-    if meta.get("task") != "pose":
-        raise InputError(f"model {p}: a YOLO '{meta['task']}' model, not a pose model" if "task" in meta
-                         else f"model {p}: no Ultralytics metadata (task), not a YOLO pose export")
-    try:
-        kpt, classes = list(meta["kpt_shape"]), len(meta["names"])
-    except (KeyError, TypeError):
-        raise InputError(f"model {p}: no readable kpt_shape and names in its Ultralytics metadata") from None
-    if kpt != list(kpt_shape):
-        raise InputError(f"model {p}: kpt_shape is {kpt}, expected {list(kpt_shape)}")
-    values = kpt_shape[0] * kpt_shape[1]
-    _, _, out, dims = io_dims(p)
-    if meta.get("end2end") in (True, "True"):
-        fixed, want = {2: 6 + values}, f"[1, max_det, {6 + values}]"
-    else:
-        fixed, want = {1: 4 + classes + values}, f"[1, {4 + classes + values}, anchors]"
-    batch_of_one = len(dims) == 3 and dims[0] in (1, "?")  # "?": a dynamic batch
-    if not (batch_of_one and all(dims[i] == n for i, n in fixed.items())):
-        raise InputError(f"model {p}: output {out} is {dims}, not a pose head's {want}")
 
 
 def count_params(model) -> int:

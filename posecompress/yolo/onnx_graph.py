@@ -3,9 +3,9 @@
 Node names of Ultralytics' exports carry the PyTorch module path (`/model.22/dfl/Softmax`), so
 a graph's last module is the one whose node produces the graph output; nothing is hand-listed.
 """
-from pathlib import Path
 
-import onnx
+from posecompress.runtime.formats import onnx_convs
+from posecompress.runtime.runtimes import runtime_of
 
 # none: quantize every node onnxruntime can; head: the last module's non-Conv nodes (its box /
 # keypoint decoding, with ranges in pixels, plus its branches' activations); head_decoding: the
@@ -77,27 +77,8 @@ def float_nodes(graph, keep: str, stem: bool = False) -> list:
     return head + (stem_nodes(graph) if stem else [])
 
 
-def dequantized(graph) -> set:
-    """Tensor names produced by DequantizeLinear nodes."""
-    return {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
-
-
 def conv_counts(fp32_path, int8_path) -> tuple:
-    """(conv_total, conv_quantized).
-
-    conv_total: Conv nodes of the FP32 graph. conv_quantized: Convs of the INT8 graph that
-    compute in integers: QLinearConv and ConvInteger nodes (QOperator / dynamic), plus QDQ
-    Convs whose input and weight both come from DequantizeLinear (onnxruntime fuses each such
-    DQ -> Conv -> Q group into one QLinearConv when it loads the model). For an OpenVINO IR
-    folder: exported.ir_int8_convs.
-    """
-    fp32 = onnx.load(str(fp32_path)).graph
-    if Path(int8_path).is_dir():  # an OpenVINO IR folder
-        from posecompress.yolo.exported import ir_int8_convs
-
-        return sum(n.op_type == "Conv" for n in fp32.node), ir_int8_convs(int8_path)
-    q = onnx.load(str(int8_path)).graph
-    dq = dequantized(q)
-    integer = sum(n.op_type in ("QLinearConv", "ConvInteger") for n in q.node)
-    qdq = sum(n.op_type == "Conv" and n.input[0] in dq and n.input[1] in dq for n in q.node)
-    return sum(n.op_type == "Conv" for n in fp32.node), integer + qdq
+    """(conv_total, conv_quantized): Conv nodes of the FP32 graph, and the convolutions of the INT8
+    model (in either runtime's format) that compute in integers, as its runtime counts them
+    (runtime/runtimes.py)."""
+    return onnx_convs(fp32_path), runtime_of(int8_path).int8_convs(int8_path)

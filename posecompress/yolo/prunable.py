@@ -7,7 +7,7 @@ the blocks it must not cut into are handed to it as ignored layers.
 """
 from torch import nn
 
-from posecompress.yolo.pruning import C2fTwoConv
+from posecompress.yolo.checkpoint import C2fTwoConv
 
 # Blocks left whole by channel pruning: multi-head attention reshapes its channels into
 # (heads, key, value) groups, which Torch-Pruning's graph cannot keep consistent (on YOLO11's C2PSA

@@ -15,9 +15,14 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from posecompress.common.checks import InputError, param
-from posecompress.common.images import onnx_input_shape, validator_tensor
+from posecompress.common.images import validator_tensor
+from posecompress.common.outputs import atomic_path
+from posecompress.runtime.formats import onnx_metadata, write_openvino
+from posecompress.runtime.runtimes import ONNXRUNTIME, OPENVINO, Runtime
 from posecompress.yolo.calibration import ImageCalibrationReader
-from posecompress.yolo.exported import export_metadata
+from posecompress.yolo.exported import image_input
+from posecompress.yolo.models import check_onnx
+from posecompress.yolo.onnx_graph import float_nodes
 
 CALIBRATE_METHODS = ("MinMax", "Entropy", "Percentile", "Distribution")
 TYPES = ("QInt8", "QUInt8")
@@ -28,7 +33,7 @@ class QuantizeMode(NamedTuple):
     calibrates: bool     # reads `calibration_images` train images
     write: Callable      # (onnx model, source path, destination, params, calibration files, float nodes)
     output: str          # the name it writes in the stage's output folder
-    runtime: str = "onnxruntime"
+    runtime: Runtime = ONNXRUNTIME  # runs what it writes (runtime/runtimes.py)
 
 
 def _dynamic(model, src, dst, p: dict, files, keep: list) -> None:
@@ -65,7 +70,7 @@ def calibration_chunks(method: str, n: int) -> dict:
 def _static(model, src, dst, p: dict, files, keep: list) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    name, shape = onnx_input_shape(src)
+    name, shape, _ = image_input(src)
     quantize_static(model, dst, ImageCalibrationReader(files, name, shape),
                     quant_format=QuantFormat.QDQ, per_channel=p["per_channel"],
                     activation_type=QuantType[p["activation_type"]],
@@ -146,11 +151,10 @@ def _openvino(model, src, dst, p: dict, files, keep: list) -> None:
 
     from posecompress.common.outputs import scratch_dir
     from posecompress.quiet_logs import import_nncf
-    from posecompress.yolo.exported import write_openvino
 
     nncf = import_nncf()
 
-    _, shape = onnx_input_shape(src)
+    _, shape, _ = image_input(src)
     with scratch_dir("openvino") as tmp:  # the graph OpenVINO converts: see _gather_for_sliced_gather_elements
         onnx_file = tmp / Path(src).name  # the IR records the file's name (not its folder)
         onnx.save(_gather_for_sliced_gather_elements(model), str(onnx_file))
@@ -165,7 +169,7 @@ def _openvino(model, src, dst, p: dict, files, keep: list) -> None:
                                   preset=nncf.QuantizationPreset[p["preset"].upper()],
                                   target_device=nncf.TargetDevice.CPU, subset_size=len(files),
                                   ignored_scope=nncf.IgnoredScope(names=openvino_ignored(ov_model, model.graph, keep)))
-        meta = export_metadata(src)
+        meta = onnx_metadata(src)
         write_openvino(quantized, dst, {**meta, "args": {**meta.get("args", {}), "dynamic": False}})
 
 
@@ -176,5 +180,35 @@ QUANTIZE_MODES = {
     "static": QuantizeMode(_static_params, True, _static, "int8.onnx"),
     # NNCF: FakeQuantize ops calibrated on the same images; OpenVINO runs them as INT8 kernels.
     # preset mixed: symmetric weights, asymmetric activations (as static's U8 activations)
-    "openvino": QuantizeMode(_openvino_params, True, _openvino, "int8_openvino_model", "openvino"),
+    "openvino": QuantizeMode(_openvino_params, True, _openvino, "int8_openvino_model", OPENVINO),
 }
+
+
+def quantize(src, out, p: dict, calibration_files=()) -> tuple:
+    """Write the INT8 model of the ONNX file `src` into the folder `out` as the mode `p["mode"]`
+    does; return its path and the names of the ONNX nodes kept in float."""
+    import onnx
+
+    model = onnx.load(str(src))
+    keep = float_nodes(model.graph, p["keep_float"], p["float_stem"])
+    mode = QUANTIZE_MODES[p["mode"]]
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        mode.write(model, src, tmp / mode.output, p, calibration_files, keep)
+        if mode.runtime is ONNXRUNTIME:
+            restore_metadata(tmp / mode.output, model)
+            check_onnx(tmp / mode.output)
+    return Path(out) / mode.output, keep
+
+
+def restore_metadata(path, source) -> None:
+    """Copy the exporter's metadata (task, imgsz, names, kpt_shape) onto the quantized file when lost;
+    Ultralytics' AutoBackend reads it to run the ONNX file as a pose model."""
+    import onnx
+
+    q = onnx.load(str(path))
+    have = {m.key for m in q.metadata_props}
+    missing = [m for m in source.metadata_props if m.key not in have]
+    if missing:
+        q.metadata_props.extend(missing)
+        onnx.save(q, str(path))

@@ -14,8 +14,7 @@ import numpy as np
 from posecompress.common.skeleton import LIMBS, normalise_keypoints
 from posecompress.common.checks import InputError, existing_file
 from posecompress.runtime.sessions import onnx_session
-from posecompress.yolo.exported import exported_model, image_input
-from posecompress.yolo.models import load_pose_model
+from posecompress.yolo.exported import exported_model, image_input, load_detector
 
 
 @dataclass
@@ -57,7 +56,7 @@ class PosePipeline:
 
     def __init__(self, detector, classifier, conf: float = 0.25, kpt_seen: float = 0.5,
                  kpt_occluded: float = 0.2, threads: int = 2, imgsz=None):
-        self.detector = load_pose_model(detector)
+        self.detector = load_detector(detector)
         self.classifier = ActivityClassifier(classifier, threads)
         # an exported detector runs at the size it was exported at: the file says it, nobody
         # repeats it (a checkpoint's own train size is Ultralytics' default for it)
