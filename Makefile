@@ -35,8 +35,10 @@ repro: data
 repro-all: data
 	dvc repro --force
 
+# two workers, each test file on one of them (its module fixtures built once): the suite's
+# dvc repro runs spend much of their time starting Python processes, which one core cannot overlap
 test: $(STAMP) $(SSHD)
-	python -m pytest -q tests
+	python -m pytest -q -n 2 --dist loadfile tests
 
 # the SSH remote's test starts its own OpenSSH server on 127.0.0.1 (tests/test_ssh_remote.py);
 # the unit tier needs none
