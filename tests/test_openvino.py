@@ -185,7 +185,7 @@ def test_openvino_quantize_writes_an_ir_that_keeps_its_scope_float(quantized, fp
     float passing a FakeQuantize; without the scope NNCF does quantize some of them."""
     from posecompress.common.checks import dataset_images
     from posecompress.runtime.formats import ir_xml, model_bytes
-    from posecompress.runtime.runtimes import OPENVINO, runtime_of
+    from posecompress.runtime import runtimes
     from posecompress.yolo.exported import load_exported
     from posecompress.yolo.onnx_graph import float_nodes
     from posecompress.yolo.quantize_modes import QUANTIZE_MODES, openvino_ignored
@@ -203,10 +203,10 @@ def test_openvino_quantize_writes_an_ir_that_keeps_its_scope_float(quantized, fp
     # the IR's own accuracy, at the size the FP32 file was exported at
     want = ultralytics_accuracy(ir, tiny_data / "pose" / "pose.yaml", list(SIZE), 1, tmp_path / "val")
     assert {k: m[k] for k in ACCURACY} == pytest.approx(want, abs=ROUNDING)
-    assert runtime_of(ir) is OPENVINO
-    meta = runtime_of(ir).metadata(ir)
+    assert runtimes.runtime_of(ir) is runtimes.OPENVINO
+    meta = runtimes.OPENVINO.metadata(ir)
     assert meta["task"] == "pose" and list(meta["imgsz"]) == list(SIZE)
-    assert runtime_of(ir).io_dims(ir)[1] == [1, 3, *SIZE]  # a static input: the export size
+    assert runtimes.OPENVINO.io_dims(ir)[1] == [1, 3, *SIZE]  # a static input: the export size
 
     scope = set(openvino_ignored(ov_model_of(fp32[0]), src.graph, keep))
     present, readers = fake_quantized_readers(ir_xml(ir), scope)
