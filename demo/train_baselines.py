@@ -7,7 +7,7 @@
 
 `yolo`: the yolov8n-pose architecture from Ultralytics' own model YAML, trained from scratch,
 or any YOLO pose checkpoint given as `--weights` trained further (the demo's yolo11n-pose starts
-from Ultralytics' COCO-pretrained weights: see the README's "Demo inputs"); the best checkpoint
+from Ultralytics' COCO-pretrained weights: see docs/demo-inputs.md); the best checkpoint
 is copied to `--out` (default <data>/models/yolo_pose.pt).
 `classifier`: a Keras MLP over the 51 normalised keypoint values (about 5.8 M parameters, as
 the reference study's), saved as <data>/models/activity_classifier.keras (Keras 3's
