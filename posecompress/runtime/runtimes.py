@@ -49,8 +49,3 @@ RUNTIMES = (OPENVINO, ONNXRUNTIME)  # asked in order; the last one takes any oth
 def runtime_of(path) -> Runtime:
     """The runtime that runs an exported model (a file, an IR folder or an IR's .xml)."""
     return next(r for r in RUNTIMES if r.claims(Path(path)))
-
-
-def runtime_named(name: str) -> Runtime:
-    """The runtime of a name in RUNTIMES."""
-    return next(r for r in RUNTIMES if r.name == name)

@@ -40,15 +40,11 @@ def onnx_runner(path, threads=None, what: str = "ONNX model"):
     return session_runner(onnx_session(path, threads, what))
 
 
-def openvino_model(path, threads=None, shape=None, what: str = "OpenVINO model"):
-    """An OpenVINO CPU compiled model of an IR folder, .xml or .onnx file; compiled for one input
-    shape when `shape` is given (OpenVINO runs a static shape faster than a free one: 5-10% on the
-    demo's INT8 models), else as the file says."""
+def compiled_ir(path, config: dict, shape=None, what: str = "OpenVINO model"):
+    """An OpenVINO IR (folder or .xml) compiled for the CPU with `config`, reshaped to `shape` first
+    when given; InputError naming the file (as `what`) if it does not load."""
     import openvino as ov
 
-    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
     core = ov.Core()
     try:
         model = core.read_model(str(ir_xml(path)))
@@ -57,6 +53,16 @@ def openvino_model(path, threads=None, shape=None, what: str = "OpenVINO model")
         return core.compile_model(model, "CPU", config)
     except RuntimeError as e:
         raise InputError(f"{what} {path}: not loadable by OpenVINO ({e.__class__.__name__})") from None
+
+
+def openvino_model(path, threads=None, shape=None, what: str = "OpenVINO model"):
+    """compiled_ir with the latency settings; compiled for one input shape when `shape` is given
+    (OpenVINO runs a static shape faster than a free one: 5-10% on the demo's INT8 models), else
+    as the file says."""
+    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return compiled_ir(path, config, shape, what)
 
 
 def float_precision(compiled) -> str:

@@ -18,10 +18,8 @@ import time
 
 import numpy as np
 
-from posecompress.common.checks import InputError
-from posecompress.runtime.sessions import onnx_session, session_runner
+from posecompress.runtime.sessions import compiled_ir, onnx_session, session_runner
 from posecompress.runtime.timing import PASSES
-from posecompress.runtime.formats import ir_xml
 
 
 def cores() -> int:
@@ -35,14 +33,7 @@ def openvino_throughput(path, threads: int, shape, what: str = "OpenVINO model")
     its `streams` and `requests` say what the THROUGHPUT hint chose."""
     import openvino as ov
 
-    core = ov.Core()
-    try:
-        model = core.read_model(str(ir_xml(path)))
-        model.reshape(list(shape))
-        compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT",
-                                                     "INFERENCE_NUM_THREADS": threads})
-    except RuntimeError as e:
-        raise InputError(f"{what} {path}: not loadable by OpenVINO ({e.__class__.__name__})") from None
+    compiled = compiled_ir(path, {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": threads}, shape, what)
     requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     queue = ov.AsyncInferQueue(compiled, requests)
 
