@@ -6,10 +6,11 @@
 
 `recipes.<recipe>.finetune` in params.yaml holds Ultralytics train arguments (`epochs`, `imgsz`
 and `batch` required; any other `yolo train` argument allowed, name and value checked up front
-by posecompress.yolo.train_args), plus two keys of this stage's own: `frozen_bn`
-(posecompress.yolo.training.FROZEN_BN) and `distill` (true: Ultralytics' knowledge distillation
+by posecompress.yolo.train_args), plus keys of this stage's own: `frozen_bn`
+(posecompress.yolo.training.FROZEN_BN), `distill` (true: Ultralytics' knowledge distillation
 from the unpruned `--teacher`, weighted by its `dis` argument; the teacher is a stage input, so it
-is given here, not as `distill_model`). Training is posecompress.yolo.training's: the pruned
+is given here, not as `distill_model`) and `distill_keypoints` (with distill: the weight of the
+teacher's keypoints as targets, posecompress.yolo.distillation; 0: none). Training is posecompress.yolo.training's: the pruned
 module itself, its zeros kept. The best EMA is saved in float32, as trained, and measured from the
 saved file; the per-epoch training results go to the plots CSV.
 """
@@ -35,8 +36,11 @@ def read_params(path, recipe: str) -> dict:
                          + "; ".join(f"{k} ({v})" for k, v in FROZEN_BN.items()))
     distill = param(s, "distill", bool, f"{n}.distill") if "distill" in s else False
     s.pop("distill", None)
-    if "dis" in s and not distill:
-        raise InputError(f"parameter {n}.dis: the distillation weight is read only with distill: true")
+    keypoints = param(s, "distill_keypoints", float, f"{n}.distill_keypoints", 0.0, 1e6) if "distill_keypoints" in s else 0.0
+    s.pop("distill_keypoints", None)
+    for key, value in (("dis", "dis" in s), ("distill_keypoints", keypoints)):
+        if value and not distill:
+            raise InputError(f"parameter {n}.{key}: a distillation weight, read only with distill: true")
     param(s, "epochs", int, f"{n}.epochs", 1, 10000)
     param(s, "imgsz", int, f"{n}.imgsz", 32, 4096)
     param(s, "batch", int, f"{n}.batch", 1, 1024)
@@ -45,7 +49,7 @@ def read_params(path, recipe: str) -> dict:
             hint = " (distill: true learns from the baseline model)" if key == "distill_model" else ""
             raise InputError(f"parameter {n}.{key}: set by the pipeline, not a recipe parameter{hint}")
     return {**DEFAULTS, **check_train_args(s, n), "frozen_bn": frozen_bn, "distill": distill,
-            "device": training_device(path)}
+            "distill_keypoints": keypoints, "device": training_device(path)}
 
 
 def main() -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.pose import PoseTrainer
+from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.utils.torch_utils import unwrap_model
 
 from posecompress.common.checks import InputError, existing_file
 from posecompress.common.outputs import atomic_path, scratch_dir
 from posecompress.yolo.checkpoint import read_checkpoint, save_checkpoint
+from posecompress.yolo.distillation import PoseDistillationModel
 from posecompress.yolo.models import count_params, gflops, load_pose_model, validate
 from posecompress.yolo.pruning import apply_masks, sparsity
 
@@ -32,18 +34,32 @@ FROZEN_BN = {"keep": "running statistics of frozen layers stay as loaded (Ultral
 class PrunedPoseTrainer(PoseTrainer):
     """Ultralytics' PoseTrainer training the checkpoint's own module (`model=<checkpoint.pt>`)
     instead of a fresh one built from its YAML: a pruned model cannot be rebuilt from it.
-    `frozen_bn` (FROZEN_BN) says what `freeze` does to the frozen modules' BatchNorm layers."""
+    `frozen_bn` (FROZEN_BN) says what `freeze` does to the frozen modules' BatchNorm layers;
+    `keypoint_distill` > 0 adds the teacher's keypoints to the distillation (`distill_model`),
+    with that weight (posecompress.yolo.distillation)."""
 
-    def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, frozen_bn: str = "keep"):
+    def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, frozen_bn: str = "keep",
+                 keypoint_distill: float = 0.0):
         if frozen_bn not in FROZEN_BN:
             raise ValueError(f"frozen_bn: {frozen_bn!r} is not one of {', '.join(FROZEN_BN)}")
         self.frozen_bn = frozen_bn
+        self.keypoint_distill = keypoint_distill
         super().__init__(cfg, overrides, _callbacks)
+        if keypoint_distill and self.args.distill_model is None:
+            raise ValueError("keypoint_distill needs the teacher: distill_model")
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         if weights is None:
             raise ValueError("PrunedPoseTrainer needs model=<checkpoint.pt> to train")
         return self.set_model_names_for_load(weights)
+
+    def set_model_attributes(self):
+        super().set_model_attributes()
+        # The trainer wraps the student in its DistillationModel further on unless the model is
+        # one already; this is the last step before that where self.model is the student, with
+        # its attributes set, so the wrapper with the keypoint term takes its place here.
+        if self.keypoint_distill and not isinstance(self.model, DistillationModel):
+            self.model = PoseDistillationModel(self.args.distill_model, self.model, self.keypoint_distill)
 
     def _model_train(self):
         # The trainer's one place that puts frozen BatchNorm layers in eval mode, at every
@@ -83,9 +99,10 @@ def finetune(model_path, dataset_yaml, train_args: dict, masked_layers, run_dir,
     if train_args.pop("distill"):
         train_args["distill_model"] = str(teacher)
     frozen_bn = train_args.pop("frozen_bn")
+    keypoint_distill = train_args.pop("distill_keypoints", 0.0)
     trainer = PrunedPoseTrainer(overrides={**train_args, "model": str(model_path), "data": str(dataset_yaml),
                                            "project": str(run_dir), "name": "finetune", "exist_ok": True},
-                                frozen_bn=frozen_bn)
+                                frozen_bn=frozen_bn, keypoint_distill=keypoint_distill)
     kept = {}
 
     def take_masks(tr):
