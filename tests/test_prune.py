@@ -175,19 +175,21 @@ def test_finetuned_structured_model_is_saved_as_trained_and_exports_to_onnx(prun
 
 
 def test_distillation_trains_the_pruned_student_alone(pruned, tiny_data, tiny_yolo, tmp_path, params_file):
-    """distill: true adds Ultralytics' distillation loss from the unpruned teacher; what is saved is
-    the pruned student, as pruned, with no teacher or projector in it."""
+    """distill: true adds Ultralytics' distillation loss from the unpruned teacher, distill_keypoints
+    the teacher's keypoints; what is saved is the pruned student, as pruned, with no teacher or
+    projector in it."""
     from posecompress.yolo.training import finetune_and_measure
 
     path, before = pruned["fast"]
-    p = _finetune_params(params_file, "fast", distill=True, dis=6.0, epochs=1)
+    p = _finetune_params(params_file, "fast", distill=True, dis=6.0, distill_keypoints=5.0, epochs=1)
     out, curves = tmp_path / "tuned.pt", tmp_path / "curves.csv"
     metrics = finetune_and_measure(path, tiny_data / "pose" / "pose.yaml", out, curves, p, teacher=tiny_yolo)
     assert metrics["params"] == before["params"]
     module = load_pose_model(out).model
     assert not any(n.startswith(("teacher_model", "projector", "student_model")) for n, _ in module.named_modules())
     header, row = curves.read_text().splitlines()[:2]
-    assert float(dict(zip(header.split(","), row.split(",")))["train/dis_loss"]) > 0
+    losses = dict(zip(header.split(","), row.split(",")))
+    assert float(losses["train/dis_loss"]) > 0 and float(losses["train/kpt_dis_loss"]) > 0
     # and it exports as any pruned checkpoint does, its ONNX outputs compared with PyTorch's
     params = yaml.safe_load(params_file.read_text())
     params["export_onnx"]["tolerance"] = 0.05  # float32 noise on a one-epoch model's off-image keypoints
@@ -201,7 +203,10 @@ def test_distillation_trains_the_pruned_student_alone(pruned, tiny_data, tiny_yo
 @pytest.mark.parametrize("changes, teacher, message", [
     ({"distill": True}, None, "distill: true needs the unpruned model to learn from: --teacher"),
     ({"distill_model": "x.pt"}, None, "recipes.fast.finetune.distill_model: set by the pipeline"),
-    ({"distill": False, "dis": 3.0}, None, "recipes.fast.finetune.dis: the distillation weight is read only"),
+    ({"distill": False, "dis": 3.0}, None, "recipes.fast.finetune.dis: a distillation weight, read only"),
+    ({"distill": False, "distill_keypoints": 5.0}, None,
+     "recipes.fast.finetune.distill_keypoints: a distillation weight, read only"),
+    ({"distill": True, "distill_keypoints": -1.0}, "t.pt", "recipes.fast.finetune.distill_keypoints: "),
     ({"distill": "yes"}, None, "recipes.fast.finetune.distill: expected bool"),
 ])
 def test_distillation_settings_are_checked_before_training(pruned, tiny_data, tmp_path, params_file,
