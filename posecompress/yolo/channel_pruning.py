@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from posecompress.yolo.distillation import head_branches
+
 ALLOCATIONS = ("uniform", "sensitivity")
 # fractions of max_pruning_ratio at which each layer's sensitivity is measured
 SENSITIVITY_LEVELS = 6
@@ -225,14 +227,10 @@ def _head_seen(model, images: torch.Tensor, batch: int, outputs: bool) -> list:
     return seen
 
 
-def _branches(preds) -> list:
-    """The head's raw prediction dicts (boxes, scores, keypoints; one per branch, Pose26 has two)
-    from its eval-mode output (decoded, raw)."""
-    if isinstance(preds, tuple):
-        preds = preds[1]
-    if "scores" in preds:
-        return [{k: v.clone() for k, v in preds.items() if k != "feats"}]
-    return [b for key in sorted(preds) for b in _branches(preds[key])]
+def _branches(output) -> list:
+    """Copies of the head's raw prediction dicts (boxes, scores, keypoints; Pose26 has two
+    branches) from its eval-mode output, without the features they were computed from."""
+    return [{k: v.clone() for k, v in b.items() if k != "feats"} for b in head_branches(output)]
 
 
 def _relative_error(p: torch.Tensor, r: torch.Tensor, weight=None) -> float:
